@@ -1,0 +1,3 @@
+from tenants.views.base import TenantViewMixin
+
+__all__ = ["TenantViewMixin"]

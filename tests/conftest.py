@@ -1,0 +1,110 @@
+"""Shared fixtures. `other_tenant` always exists with look-alike data, so a query that forgets
+the tenant scope shows up as a leak in whatever test runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from tenants.models import Invitation, Membership, Tenant, User
+from tenants.roles import Role
+from tests.factories import (
+    TEST_PASSWORD,
+    AuditLogFactory,
+    JobRunFactory,
+    MembershipFactory,
+    TenantFactory,
+    UserFactory,
+    make_api_key,
+)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> None:
+    # Throttle counters and sign-in failure counters live in the (Redis) cache.
+    cache.clear()
+
+
+@pytest.fixture
+def tenant(db: Any) -> Tenant:
+    return TenantFactory(name="Acme Telecom", slug="acme")
+
+
+def _seed_lookalike(tenant: Tenant) -> dict[str, Any]:
+    owner = MembershipFactory(tenant=tenant, role=Role.OWNER, user=UserFactory(email=f"owner@{tenant.slug}.example"))
+    viewer = MembershipFactory(tenant=tenant, role=Role.VIEWER)
+    api_key, raw_key = make_api_key(tenant)
+    invitation = Invitation.objects.create(
+        tenant=tenant, email=f"invitee@{tenant.slug}.example", role=Role.MARKETER, token_hash=f"hash-{tenant.slug}",
+        expires_at=timezone.now() + timedelta(days=3),
+    )
+    job = JobRunFactory(tenant=tenant)
+    audit = AuditLogFactory(tenant=tenant, action="lookalike.seeded")
+    return {
+        "owner": owner, "viewer": viewer, "api_key": api_key, "raw_key": raw_key,
+        "invitation": invitation, "job": job, "audit": audit,
+    }
+
+
+@pytest.fixture
+def other_tenant(db: Any) -> Tenant:
+    """A second tenant with the same kinds of rows as `tenant`: the thing nobody may reach."""
+    other = TenantFactory(name="Other Telecom", slug="other")
+    other.seeded = _seed_lookalike(other)  # type: ignore[attr-defined]
+    return other
+
+
+@pytest.fixture
+def member(tenant: Tenant, other_tenant: Tenant) -> Membership:
+    """The owner of `tenant` (other_tenant exists beside it, always)."""
+    return MembershipFactory(tenant=tenant, role=Role.OWNER, user=UserFactory(email="owner@acme.example"))
+
+
+@pytest.fixture
+def make_member(tenant: Tenant) -> Callable[..., Membership]:
+    def make(role: str = Role.MARKETER, *, on: Tenant | None = None, email: str | None = None) -> Membership:
+        user = UserFactory(email=email) if email else UserFactory()
+        return MembershipFactory(tenant=on or tenant, role=role, user=user)
+
+    return make
+
+
+@pytest.fixture
+def dashboard_client(member: Membership) -> Client:
+    client = Client()
+    client.force_login(member.user)
+    return client
+
+
+@pytest.fixture
+def login_as() -> Callable[[User], Client]:
+    def login(user: User) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.fixture
+def api_key(tenant: Tenant, other_tenant: Tenant) -> tuple[Any, str]:
+    return make_api_key(tenant)
+
+
+@pytest.fixture
+def api_client(api_key: tuple[Any, str]) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key[1]}")
+    return client
+
+
+@pytest.fixture
+def password() -> str:
+    return TEST_PASSWORD
