@@ -3,12 +3,18 @@ the tenant scope shows up as a leak in whatever test runs it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -108,3 +114,37 @@ def api_client(api_key: tuple[Any, str]) -> APIClient:
 @pytest.fixture
 def password() -> str:
     return TEST_PASSWORD
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def celery_worker_process(tmp_path: Path, transactional_db: None) -> Iterator[subprocess.Popen]:
+    """A real `celery worker` process on the real broker, reading the test database.
+    Needs a transactional test: the worker only sees committed rows."""
+    from b2p_platform.celery import app as celery_app
+
+    if not settings.REDIS_URL:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("needs REDIS_URL: the worker test runs against a real broker")
+    celery_app.control.purge()  # drop messages an earlier run may have left in the test queue
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "b2p_platform.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+    }
+    log = (tmp_path / "worker.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "b2p_platform", "worker", "--pool=solo", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE,
+         "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+    print((tmp_path / "worker.log").read_text()[-3000:])
