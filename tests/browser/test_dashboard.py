@@ -51,4 +51,4 @@ def test_sign_in_switch_to_russian_and_run_a_job(page: Page, live_server: Any, c
 
     page.get_by_role("link", name=re.compile("Все задачи")).click()
     expect(page.get_by_test_id("job-table")).to_contain_text("100%")
-    expect(page.get_by_test_id("job-table")).to_contain_text("Выполнено")
+    expect(page.get_by_test_id("job-table")).to_contain_text("Выполнена")
