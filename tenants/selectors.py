@@ -87,3 +87,25 @@ def iter_in_batches(queryset: QuerySet[M], *, batch_size: int = 2000) -> Iterato
 def get_tenant_for_update(*, tenant: Tenant) -> Tenant:
     """A fresh copy to bind a settings form to, so a failed form leaves request.tenant intact."""
     return Tenant.objects.get(pk=tenant.pk)
+
+
+def audit_activity_by_day(*, tenant: Tenant, days: int = 14) -> list[dict[str, object]]:
+    """Audit entries per day over the last `days` days (index-bounded by time), zero-filled."""
+    from datetime import timedelta
+
+    from django.db.models import Count
+    from django.db.models.functions import TruncDate
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    start = today - timedelta(days=days - 1)
+    rows = (
+        AuditLog.objects.for_tenant(tenant)
+        .filter(created_at__date__gte=start)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts = {row["day"]: row["n"] for row in rows}
+    return [{"day": (start + timedelta(days=i)).isoformat(), "count": counts.get(start + timedelta(days=i), 0)} for i in range(days)]

@@ -30,6 +30,7 @@ class OverviewView(TenantViewMixin, TemplateView):
         context["recent_jobs"] = list(selectors.list_jobs(tenant=self.tenant)[:5])
         context["member_count"] = selectors.list_members(tenant=self.tenant).count()
         context["active_key_count"] = selectors.list_api_keys(tenant=self.tenant).filter(revoked_at__isnull=True).count()
+        context["activity"] = selectors.audit_activity_by_day(tenant=self.tenant)
         return context
 
 

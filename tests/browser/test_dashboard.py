@@ -31,6 +31,9 @@ def test_sign_in_switch_to_russian_and_run_a_job(page: Page, live_server: Any, c
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     expect(page.locator("body")).not_to_contain_text("Other Telecom")
+    # the vendored chart library draws the activity chart (no network needed)
+    page.wait_for_function("() => window.Chart && Chart.getChart('activity-chart') !== undefined")
+    assert page.evaluate("Chart.getChart('activity-chart').data.datasets[0].data.reduce((a, b) => a + b, 0)") >= 500
 
     # and switches the interface to Russian
     page.get_by_test_id("language-select").select_option("ru")

@@ -226,3 +226,17 @@ def test_staff_views_of_tenant_data_are_audited(tenant: Tenant, other_tenant: Te
     entry = AuditLog.objects.for_tenant(other_tenant).get(action="staff.viewed")
     assert entry.actor == staff and entry.target_id == str(job.pk)
     assert AuditLog.objects.unscoped().filter(action="staff.listed", actor=staff).exists()
+
+
+def test_overview_activity_counts_only_own_recent_entries(dashboard_client: Client, tenant: Tenant, other_tenant: Tenant) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    AuditLogFactory.create_batch(3, tenant=tenant)
+    AuditLogFactory(tenant=tenant, created_at=timezone.now() - timedelta(days=30))
+
+    activity = dashboard_client.get(reverse("tenants:overview", args=[tenant.slug])).context["activity"]
+
+    assert len(activity) == 14
+    assert sum(day["count"] for day in activity) == 3
