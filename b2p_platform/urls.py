@@ -11,5 +11,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("healthz", health.healthz, name="healthz"),
+    path("t/<slug:tenant_slug>/customers/", include("customers.urls")),
+    path("f/", include("customers.public_urls")),
     path("", include("tenants.urls")),
 ]

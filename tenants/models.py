@@ -97,6 +97,12 @@ class Tenant(models.Model):
         blank=True,
         validators=[FileExtensionValidator(["png", "jpg", "jpeg", "webp"])],
     )
+    event_retention_days = models.PositiveIntegerField(
+        _("keep behaviour events for (days)"),
+        null=True,
+        blank=True,
+        help_text=_("Older events are deleted every night. Empty: keep them."),
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -29,6 +29,7 @@ from tests.factories import (
     TenantFactory,
     UserFactory,
     make_api_key,
+    seed_customer_data,
 )
 
 
@@ -53,9 +54,10 @@ def _seed_lookalike(tenant: Tenant) -> dict[str, Any]:
     )
     job = JobRunFactory(tenant=tenant)
     audit = AuditLogFactory(tenant=tenant, action="lookalike.seeded")
+    people = seed_customer_data(tenant)
     return {
         "owner": owner, "viewer": viewer, "api_key": api_key, "raw_key": raw_key,
-        "invitation": invitation, "job": job, "audit": audit,
+        "invitation": invitation, "job": job, "audit": audit, **people,
     }
 
 

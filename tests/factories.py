@@ -73,3 +73,31 @@ def make_api_key(tenant: Tenant, scopes: list[str] | None = None, rate_limit: st
     return services.create_api_key(
         tenant=tenant, actor=None, name="test key", scopes=scopes or list(services.API_SCOPES), rate_limit=rate_limit
     )
+
+
+def seed_customer_data(tenant: Tenant) -> dict[str, Any]:
+    """One of each customer-side row, with the same identifiers in every tenant (look-alikes)."""
+    from customers import services as customer_services
+    from customers.models import AttributeDefinition, Customer, LeadForm
+
+    AttributeDefinition.objects.create(tenant=tenant, key="plan", label="Plan", type="choice", choices=["prepaid", "postpaid"])
+    result = customer_services.upsert_customers(tenant=tenant, rows=[
+        {"external_id": "c-1", "email": "anna@example.com", "first_name": "Anna", "last_name": "Lookalike",
+         "tags": ["vip"], "attributes": {"plan": "postpaid"}},
+        {"external_id": "c-2", "email": "boris@example.com", "first_name": "Boris", "kind": "business_buyer",
+         "company": {"name": "Parts & Co", "external_id": "co-1", "size": "10-49"}, "company_role": "purchasing_manager"},
+    ])
+    anna = result.objects[0]
+    customer_services.ingest_events(tenant=tenant, rows=[
+        {"event_id": "e-1", "type": "page_view", "customer_external_id": "c-1", "occurred_at": "2026-01-05T10:00:00Z",
+         "properties": {"path": f"/{tenant.slug}-secret-page"}},
+    ])
+    customer_services.record_orders(tenant=tenant, rows=[
+        {"external_id": "o-1", "customer_external_id": "c-1", "ordered_at": "2026-01-06T10:00:00Z", "currency": "EUR",
+         "lines": [{"sku": "sim-1", "name": "SIM", "quantity": 1, "unit_price": "10.00"}]},
+    ])
+    customer_services.record_consent(tenant=tenant, customer=anna, channel="email", purpose="marketing", status="granted", source="api")
+    form = LeadForm.objects.create(tenant=tenant, name="Newsletter", slug="newsletter", consent_text="Yes, email me.",
+                                   fields=[{"key": "email", "label": "Email", "type": "email", "required": True}])
+    return {"customer": anna, "buyer": result.objects[1], "lead_form": form,
+            "customer_obj_ids": list(Customer.objects.for_tenant(tenant).values_list("pk", flat=True))}

@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
+from customers.models import AttributeDefinition, Company, Customer, LeadForm
 from tenants.models import ApiKey, Invitation, JobRun, Membership, Tenant
 from tenants.scoping import TenantOwnedModel, TenantScopeError
 
@@ -43,6 +44,10 @@ KWARG_MODELS: dict[str, type[models.Model]] = {
     "membership_id": Membership,
     "invitation_id": Invitation,
     "api_key_id": ApiKey,
+    "customer_id": Customer,
+    "company_id": Company,
+    "attribute_id": AttributeDefinition,
+    "form_id": LeadForm,
 }
 
 

@@ -1,0 +1,3 @@
+"""Import wizard and exports (owned by the imports feature)."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Job kinds of the customers app (imports, exports); see tenants/jobs.py for the base."""

@@ -1,0 +1,3 @@
+"""Dashboard management of lead-capture forms (owned by the lead-forms feature)."""
+
+urlpatterns: list = []
