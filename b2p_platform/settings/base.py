@@ -243,6 +243,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "tenants.models.JobRun.Status",
+        "OrderStatusEnum": "customers.models.Order.Status",
+        "ConsentStatusEnum": "customers.models.Consent.Status",
+    },
 }
 
 LOGGING = {

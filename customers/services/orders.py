@@ -76,7 +76,7 @@ def record_orders(*, tenant: Tenant, rows: list[Any], source: str = "api") -> Or
         )
         result.created = len(new_orders)
     if changed:
-        Order.objects.bulk_update(changed, ["status", "total", "currency", "ordered_at", "updated_at"], batch_size=500)
+        Order.objects.for_tenant(tenant).bulk_update(changed, ["status", "total", "currency", "ordered_at", "updated_at"], batch_size=500)
         result.updated = len(changed)
     result.rejected.sort(key=lambda r: r["index"])
     return result

@@ -174,7 +174,7 @@ def upsert_customers(*, tenant: Tenant, rows: list[dict[str, Any]], source: str 
         Customer.objects.bulk_create([c for _i, c in to_create], batch_size=500)
         result.created = len(to_create)
     if to_update:
-        Customer.objects.bulk_update(to_update, sorted(update_fields), batch_size=500)
+        Customer.objects.for_tenant(tenant).bulk_update(to_update, sorted(update_fields), batch_size=500)
     return result
 
 
