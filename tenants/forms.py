@@ -83,7 +83,7 @@ class ApiKeyForm(forms.Form):
 class TenantSettingsForm(forms.ModelForm):
     class Meta:
         model = Tenant
-        fields = ["name", "locale", "timezone", "currency", "brand_color", "logo"]
+        fields = ["name", "locale", "timezone", "currency", "brand_color", "logo", "event_retention_days"]
         widgets = {"brand_color": forms.TextInput(attrs={"type": "color"})}
 
     def clean_logo(self) -> Any:

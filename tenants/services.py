@@ -116,7 +116,7 @@ def create_tenant(
 
 @transaction.atomic
 def update_tenant_settings(*, tenant: Tenant, actor: Actor, ip: str | None = None, **fields: Any) -> Tenant:
-    allowed = {"name", "locale", "timezone", "currency", "brand_color", "logo"}
+    allowed = {"name", "locale", "timezone", "currency", "brand_color", "logo", "event_retention_days"}
     unknown = set(fields) - allowed
     if unknown:
         raise DomainError(_("Unknown settings: %(names)s") % {"names": ", ".join(sorted(unknown))})

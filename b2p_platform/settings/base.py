@@ -210,6 +210,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.tasks.fail_stalled_jobs",
         "schedule": crontab(minute="*/5"),
     },
+    "enforce-event-retention": {
+        "task": "customers.tasks.enforce_event_retention",
+        "schedule": crontab(hour=3, minute=17),
+    },
 }
 JOB_STALL_AFTER_SECONDS = env.int("JOB_STALL_AFTER_SECONDS", default=60 * 60)
 

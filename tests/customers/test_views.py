@@ -130,3 +130,27 @@ def test_companies_and_their_buyers(dashboard_client: Client, tenant: Tenant, ot
     assert result.objects[1].company_id == company.pk and result.objects[0].kind == "business_buyer"
     assert "Garage 24" in listing and "Parts &amp; Co" not in listing
     assert "Pavel" in detail and "Nina" in detail and "repairer" in detail
+
+
+def test_event_retention_is_enforced_per_tenant(tenant: Tenant, other_tenant: Tenant) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from customers import tasks
+    from customers.models import Event
+
+    person = _people(tenant, 1)[0]
+    old = (timezone.now() - timedelta(days=40)).isoformat()
+    services.ingest_events(tenant=tenant, rows=[
+        {"event_id": "old", "type": "page_view", "customer_id": person.pk, "occurred_at": old},
+        {"event_id": "new", "type": "page_view", "customer_id": person.pk},
+    ])
+    Tenant.objects.filter(pk=tenant.pk).update(event_retention_days=30)
+    other_before = Event.objects.for_tenant(other_tenant).count()
+
+    deleted = tasks.purge_expired_events(tenant_id=tenant.pk)
+
+    assert deleted == 1
+    assert list(Event.objects.for_tenant(tenant).values_list("event_id", flat=True)) == ["new"]
+    assert Event.objects.for_tenant(other_tenant).count() == other_before
