@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import csv
+import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,23 +89,7 @@ def _insert(tenant: Tenant, ready: list[tuple[dict[str, Any], int]], source: str
         return set()
     received = now()
     if connection.vendor == "postgresql":
-        from psycopg2.extras import execute_values
-
-        values = [
-            (tenant.pk, cid, e["type"], e["event_id"], json.dumps(e["properties"], default=str), source, e["occurred_at"], received)
-            for e, cid in ready
-        ]
-        with connection.cursor() as cursor:
-            rows = execute_values(
-                cursor.cursor,
-                "INSERT INTO customers_event (tenant_id, customer_id, type, event_id, properties, source, occurred_at, received_at) "
-                "VALUES %s ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
-                values,
-                template="(%s, %s, %s, %s, %s::jsonb, %s, %s, %s)",
-                page_size=len(values),
-                fetch=True,
-            )
-        return {r[0] for r in rows}
+        return _copy_insert(tenant, ready, source, received)
     ids = [e["event_id"] for e, _cid in ready]
     stored = set(Event.objects.for_tenant(tenant).filter(event_id__in=ids).values_list("event_id", flat=True))
     fresh = [(e, cid) for e, cid in ready if e["event_id"] not in stored]
@@ -116,6 +101,36 @@ def _insert(tenant: Tenant, ready: list[tuple[dict[str, Any], int]], source: str
     return {e["event_id"] for e, _cid in fresh}
 
 
+_STAGE_TABLE = "event_stage"
+
+
+def _copy_insert(tenant: Tenant, ready: list[tuple[dict[str, Any], int]], source: str, received: datetime) -> set[str]:
+    """COPY the batch into a per-connection temporary table, then move it with one INSERT that
+    skips stored ids. COPY avoids building a 500-row VALUES statement in Python."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows(
+        (cid, e["type"], e["event_id"], e["properties_json"], e["occurred_at"].isoformat()) for e, cid in ready
+    )
+    buffer.seek(0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_TABLE} (customer_id bigint, type varchar(64), event_id varchar(128), "
+            "properties jsonb, occurred_at timestamptz) ON COMMIT DELETE ROWS"
+        )
+        cursor.cursor.copy_expert(f"COPY {_STAGE_TABLE} FROM STDIN WITH (FORMAT csv)", buffer)
+        cursor.execute(
+            f"INSERT INTO customers_event (tenant_id, customer_id, type, event_id, properties, source, occurred_at, received_at) "  # noqa: S608 - constant table name
+            f"SELECT %s, customer_id, type, event_id, properties, %s, occurred_at, %s FROM {_STAGE_TABLE} "
+            "ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
+            [tenant.pk, source, received],
+        )
+        inserted = {row[0] for row in cursor.fetchall()}
+        # Emptied now too, not only at commit: a caller may run several batches in one transaction.
+        cursor.execute(f"TRUNCATE {_STAGE_TABLE}")
+        return inserted
+
+
 def _touch_seen(tenant: Tenant, seen: list[tuple[int, datetime]]) -> None:
     """Widen first/last seen of the customers in the batch: one UPDATE for the whole batch."""
     if not seen:
@@ -125,24 +140,21 @@ def _touch_seen(tenant: Tenant, seen: list[tuple[int, datetime]]) -> None:
         low, high = bounds.get(cid, (moment, moment))
         bounds[cid] = (min(low, moment), max(high, moment))
     if connection.vendor == "postgresql":
-        from psycopg2.extras import execute_values
-
+        ordered = sorted(bounds.items())
         with connection.cursor() as cursor:
-            # Lock the rows in id order first: two batches touching the same customers then
-            # queue behind each other instead of deadlocking in the UPDATE's join order.
+            # Only rows whose window really widens are updated (last seen to 5 minutes), so a
+            # stream of events for active people does not rewrite their rows on every batch.
+            # Ids are sorted: concurrent batches lock shared rows in the same order. Arrays
+            # instead of a VALUES list: psycopg2 adapts a list in C, not row by row in Python.
             cursor.execute(
-                "SELECT id FROM customers_customer WHERE tenant_id = %s AND id = ANY(%s) ORDER BY id FOR UPDATE",
-                [tenant.pk, sorted(bounds)],
-            )
-            execute_values(
-                cursor.cursor,
                 "UPDATE customers_customer AS c SET "
                 "first_seen_at = LEAST(COALESCE(c.first_seen_at, v.low), v.low), "
                 "last_seen_at = GREATEST(COALESCE(c.last_seen_at, v.high), v.high) "
-                "FROM (VALUES %s) AS v(id, low, high, tenant_id) WHERE c.id = v.id AND c.tenant_id = v.tenant_id",
-                [(cid, low, high, tenant.pk) for cid, (low, high) in bounds.items()],
-                template="(%s, %s::timestamptz, %s::timestamptz, %s)",
-                page_size=len(bounds),
+                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, low, high) "
+                "WHERE c.id = v.id AND c.tenant_id = %s "
+                "AND (c.first_seen_at IS NULL OR c.first_seen_at > v.low "
+                "OR c.last_seen_at IS NULL OR c.last_seen_at < v.high - interval '5 minutes')",
+                [[cid for cid, _b in ordered], [b[0] for _c, b in ordered], [b[1] for _c, b in ordered], tenant.pk],
             )
         return
     for customer in Customer.objects.for_tenant(tenant).filter(pk__in=list(bounds)):

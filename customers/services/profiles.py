@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils.timezone import now
 
@@ -229,7 +229,7 @@ def ensure_customers(*, tenant: Tenant, external_ids: set[str]) -> dict[str, int
     often arrive before the profile). Erased people are left out."""
     if not external_ids:
         return {}
-    found = dict(Customer.objects.for_tenant(tenant).filter(external_id__in=external_ids).values_list("external_id", "id"))
+    found = _ids_by_external_id(tenant, external_ids)
     missing = external_ids - set(found)
     if missing:
         erased = erased_identifiers(tenant=tenant, rows=[{"external_id": e} for e in missing])
@@ -243,8 +243,20 @@ def ensure_customers(*, tenant: Tenant, external_ids: set[str]) -> dict[str, int
                 )
         except IntegrityError:  # pragma: no cover - ignore_conflicts covers the unique index
             pass
-        found.update(Customer.objects.for_tenant(tenant).filter(external_id__in=fresh).values_list("external_id", "id"))
+        found.update(_ids_by_external_id(tenant, set(fresh)))
     return found
+
+
+def _ids_by_external_id(tenant: Tenant, external_ids: set[str]) -> dict[str, int]:
+    if connection.vendor == "postgresql":
+        # One array parameter instead of an IN list of hundreds: the hot path of event ingestion.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT external_id, id FROM customers_customer WHERE tenant_id = %s AND external_id = ANY(%s)",
+                [tenant.pk, list(external_ids)],
+            )
+            return dict(cursor.fetchall())
+    return dict(Customer.objects.for_tenant(tenant).filter(external_id__in=external_ids).values_list("external_id", "id"))
 
 
 @transaction.atomic
