@@ -16,6 +16,13 @@ class CustomerFilterForm(forms.Form):
     attribute = forms.CharField(label=_("Attribute"), required=False, max_length=120,
                                 widget=forms.TextInput(attrs={"placeholder": "plan=postpaid"}))
 
+    def clean_q(self) -> str:
+        # Substring search runs on a trigram index, which needs at least three characters.
+        q = self.cleaned_data.get("q", "").strip()
+        if 0 < len(q) < 3:
+            raise forms.ValidationError(_("Type at least 3 characters."))
+        return q
+
     def clean_attribute(self) -> str:
         value = self.cleaned_data.get("attribute", "").strip()
         if value and "=" not in value:

@@ -154,3 +154,9 @@ def test_event_retention_is_enforced_per_tenant(tenant: Tenant, other_tenant: Te
     assert deleted == 1
     assert list(Event.objects.for_tenant(tenant).values_list("event_id", flat=True)) == ["new"]
     assert Event.objects.for_tenant(other_tenant).count() == other_before
+
+
+def test_search_needs_three_characters(dashboard_client: Client, tenant: Tenant) -> None:
+    response = dashboard_client.get(reverse("customers:list", args=[tenant.slug]), {"q": "ab"})
+
+    assert response.context["form"].errors["q"]
