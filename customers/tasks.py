@@ -17,3 +17,10 @@ def enforce_event_retention() -> int:
     for tenant_id in tenant_ids:
         purge_expired_events.delay(tenant_id=tenant_id)
     return len(tenant_ids)
+
+
+@shared_task
+def purge_unconfirmed_lead_submissions() -> int:
+    from customers import leads
+
+    return leads.purge_unconfirmed_submissions()

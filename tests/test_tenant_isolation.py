@@ -36,6 +36,9 @@ UNSCOPED_ROUTES: dict[str, str] = {
     "tenants:accept_invitation": "addressed by an unguessable single-use token (tests/tenants/test_members.py)",
     "tenants:tenant_list": "lists only the signed-in user's memberships (test_tenant_list_shows_only_own_tenants)",
     "api:whoami": "answers for the calling key's own tenant (tests/tenants/test_api_keys.py)",
+    "leadforms:form": "public by design, addressed by tenant slug + form slug (active forms only); tested in tests/customers/test_leads.py",
+    "leadforms:embed": "public by design, addressed by tenant slug + form slug (active forms only); tested in tests/customers/test_leads.py",
+    "leadforms:confirm": "public by design, addressed by tenant slug + an unguessable single-use token looked up within that tenant; tested in tests/customers/test_leads.py",
 }
 
 # URL arguments that name a tenant-owned object, and the model they name.

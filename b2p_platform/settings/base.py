@@ -214,6 +214,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.enforce_event_retention",
         "schedule": crontab(hour=3, minute=17),
     },
+    "purge-unconfirmed-lead-submissions": {
+        "task": "customers.tasks.purge_unconfirmed_lead_submissions",
+        "schedule": crontab(hour=3, minute=41),
+    },
 }
 JOB_STALL_AFTER_SECONDS = env.int("JOB_STALL_AFTER_SECONDS", default=60 * 60)
 
