@@ -208,6 +208,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "request_p99_ms": round(sorted(latencies)[int(len(latencies) * 0.99) - 1] * 1000, 1),
         "targets": {"api_events_per_s": 20_000, "api_over_copy": 0.333},
     }
+    from bench.common import RESULT_FILE_ENV
+
+    if os.environ.get(RESULT_FILE_ENV):
+        with open(os.environ[RESULT_FILE_ENV], "a") as out:
+            out.write(json.dumps({"benchmark": "ingest", **figures}) + "\n")
     if args.json:
         print(json.dumps(figures))
     else:

@@ -3,6 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from customers import seed
 from tenants import services
 from tenants.models import Membership, Tenant, User
 from tenants.roles import Role
@@ -18,14 +19,34 @@ DEMO_TEAM = [
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) the demo tenant with its team. Idempotent; deterministic with --seed."
+    help = (
+        "Create (or refresh) the demo tenant with its team and synthetic customers, companies, orders, "
+        "events and consents. Idempotent; deterministic with --seed."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--seed", type=int, default=42)
-        parser.add_argument("--customers", type=int, default=2000, help="used once the customers app seeds data")
+        parser.add_argument("--customers", type=int, default=2000, help="customers to generate (default 2000)")
+        parser.add_argument("--events-per-customer", type=float, default=10.0, help="mean behaviour events per customer")
+        parser.add_argument(
+            "--reset", action="store_true", help="delete the demo tenant's customers and what depends on them first"
+        )
+        parser.add_argument(
+            "--workers", type=int, default=None,
+            help="parallel writers on PostgreSQL (default: 2 from 100,000 customers on, else 1; each chunk commits alone)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        tenant = self._tenant_and_team()
+        # Outside the team's transaction: a parallel seed writes from other connections, which
+        # must see the tenant.
+        self._seed_customers(tenant, options)
+        self.stdout.write(self.style.SUCCESS(f"Demo tenant '{tenant.slug}' is ready."))
+        self.stdout.write(f"Sign in at /accounts/sign-in/ as {DEMO_OWNER} with password {DEMO_PASSWORD}")
+        self.stdout.write(f"Other demo members ({', '.join(e for e, _r, _n in DEMO_TEAM)}) use the same password.")
 
     @transaction.atomic
-    def handle(self, *args: Any, **options: Any) -> None:
+    def _tenant_and_team(self) -> Tenant:
         tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
         if tenant is None:
             tenant, _owner = services.create_tenant(
@@ -39,6 +60,22 @@ class Command(BaseCommand):
         for email, role, name in DEMO_TEAM:
             user = User.objects.filter(email=email).first() or User.objects.create_user(email, DEMO_PASSWORD, full_name=name)
             Membership.objects.for_tenant(tenant).get_or_create(tenant=tenant, user=user, defaults={"role": role})
-        self.stdout.write(self.style.SUCCESS(f"Demo tenant '{tenant.slug}' is ready."))
-        self.stdout.write(f"Sign in at /accounts/sign-in/ as {DEMO_OWNER} with password {DEMO_PASSWORD}")
-        self.stdout.write(f"Other demo members ({', '.join(e for e, _r, _n in DEMO_TEAM)}) use the same password.")
+        return tenant
+
+    def _seed_customers(self, tenant: Tenant, options: dict[str, Any]) -> None:
+        if options["reset"]:
+            deleted = seed.delete_customer_data(tenant=tenant)
+            self.stdout.write(f"Deleted {deleted:,} customers of '{tenant.slug}' and their data.")
+        if seed.has_customers(tenant=tenant):
+            self.stdout.write("Customers already seeded (use --reset to seed again).")
+            return
+        workers = options["workers"] or (2 if options["customers"] >= 100_000 else 1)
+        counts = seed.seed_customers(
+            tenant=tenant,
+            customers=options["customers"],
+            seed=options["seed"],
+            events_per_customer=options["events_per_customer"],
+            workers=workers,
+            stdout=self.stdout,
+        )
+        self.stdout.write(f"Seeded {seed.summarize(counts)} in {counts['seconds']:.1f} s.")
