@@ -1,0 +1,125 @@
+"""CLV model (metrics/clv.py): the CDNOW holdout evaluation against the issue's targets, and the
+time to fit BG/NBD + Gamma-Gamma on a synthetic million-customer summary against one pass of
+the log-likelihood over the same customers.
+
+    python -m bench clv                            # or: python bench/bench_clv.py --customers 100000
+    python -m bench clv -- --cdnow FILE --json
+
+No database: the model is pure numpy/scipy. The CDNOW part is skipped when the file is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common
+from metrics import clv
+
+DEFAULT_CDNOW = common.ROOT.parent / "shared" / "datasets" / "cdnow" / "CDNOW_sample.txt"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cdnow", type=Path, default=DEFAULT_CDNOW, help="CDNOW-format transactions (default: the shared sample)")
+    parser.add_argument("--customers", type=int, default=1_000_000, help="customers in the synthetic summary")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    figures: dict[str, Any] = {}
+    figures.update(_cdnow(args.cdnow))
+    figures.update(_synthetic(args.customers, args.seed))
+    common.emit("clv", figures, as_json=args.json)
+    return figures
+
+
+def _cdnow(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        print(f"CDNOW evaluation skipped: {path} is not present", flush=True)
+        return {"cdnow": "skipped (file absent)"}
+    with common.timed() as t:
+        result = clv.evaluate_holdout(clv.read_cdnow(path), calibration_weeks=39)
+    targets = result["targets"]
+    tolerance = targets["parameter_tolerance"]
+    deviation = max(abs(result[family][name] - published)
+                    for family in ("bgnbd", "gamma_gamma") for name, published in result["published"][family].items())
+    purchases, capture = result["purchases"], result["top_revenue_capture"]
+    print(f"CDNOW ({result['customers']:,} customers, weeks 1-39 fitted, 40-78 forecast)")
+    for family in ("bgnbd", "gamma_gamma"):
+        for name, published in result["published"][family].items():
+            print(f"  {family:<12}{name:<6} fitted {result[family][name]:8.4f}   published {published:7.3f}")
+    print(f"  purchases MAE: expectation {purchases['bgnbd']['mae']:.4f}, median {purchases['bgnbd_median']['mae']:.4f}, "
+          f"rate model {purchases['rate_model']['mae']:.4f} (target <= {targets['purchases_mae_max']})")
+    print(f"  top 20% revenue capture: predicted value {capture['clv']:.4f}, RFM {capture['rfm']:.4f} "
+          f"(target >= {targets['top_revenue_capture_min']})", flush=True)
+    return {
+        "cdnow_customers": result["customers"],
+        "cdnow_seconds": round(t["seconds"], 2),
+        "cdnow_bgnbd_fitted": {k: round(result["bgnbd"][k], 3) for k in ("r", "alpha", "a", "b")},
+        "cdnow_bgnbd_published": result["published"]["bgnbd"],
+        "cdnow_gamma_gamma_fitted": {k: round(result["gamma_gamma"][k], 2) for k in ("p", "q", "gamma")},
+        "cdnow_gamma_gamma_published": result["published"]["gamma_gamma"],
+        "cdnow_max_parameter_deviation": round(deviation, 4),
+        "cdnow_parameters_within_tolerance": deviation <= tolerance,
+        "cdnow_mae_bgnbd_expectation": round(purchases["bgnbd"]["mae"], 4),
+        "cdnow_mae_bgnbd_median": round(purchases["bgnbd_median"]["mae"], 4),
+        "cdnow_mae_rate_model": round(purchases["rate_model"]["mae"], 4),
+        "cdnow_mae_target_max": targets["purchases_mae_max"],
+        "cdnow_mae_target_met_by_expectation": purchases["bgnbd"]["mae"] <= targets["purchases_mae_max"],
+        "cdnow_mae_target_met_by_median": purchases["bgnbd_median"]["mae"] <= targets["purchases_mae_max"],
+        "cdnow_aggregate_purchases_error_pct": round(purchases["bgnbd"]["aggregate_error_pct"], 1),
+        "cdnow_aggregate_revenue_error_pct": round(result["revenue"]["aggregate_error_pct"], 1),
+        "cdnow_top20_capture_clv": round(capture["clv"], 4),
+        "cdnow_top20_capture_rfm": round(capture["rfm"], 4),
+        "cdnow_top20_capture_target_min": targets["top_revenue_capture_min"],
+        "cdnow_top20_capture_target_met": capture["clv"] >= targets["top_revenue_capture_min"],
+    }
+
+
+def _synthetic(customers: int, seed: int) -> dict[str, Any]:
+    """A CDNOW-like summary: first purchases spread over 12 weeks, observed to week 39, in days."""
+    params = tuple(clv.PUBLISHED_CDNOW_BGNBD.values())
+    rng = np.random.default_rng(seed)
+    with common.timed() as simulate:
+        T = (273 - rng.integers(1, 85, size=customers)) / 7.0
+        sample = clv.simulate_bgnbd(params, T, seed=rng)
+        x, T = sample["frequency"].to_numpy(), sample["T"].to_numpy()
+        t_x_continuous = sample["recency"].to_numpy()
+        t_x = np.round(t_x_continuous * 7.0) / 7.0  # purchase dates are days, as in real data
+        m = clv.simulate_gamma_gamma(tuple(clv.PUBLISHED_CDNOW_GAMMA_GAMMA.values()), x, seed=rng)
+    with common.timed() as one_pass:
+        clv.bgnbd_log_likelihood(params, x, t_x, T).sum()
+    with common.timed() as fit_days:
+        fitted = clv.fit_bgnbd(x, t_x, T)
+    with common.timed() as fit_continuous:
+        clv.fit_bgnbd(x, t_x_continuous, T)
+    with common.timed() as fit_spend:
+        spend = clv.fit_gamma_gamma(x, m)
+    with common.timed() as score:
+        clv.bgnbd_prob_alive(fitted, x, t_x, T)
+        clv.clv(fitted, spend, x, t_x, T, np.nan_to_num(m), horizon=39.0)
+    return {
+        "synthetic_customers": customers,
+        "synthetic_repeat_customers": int((x > 0).sum()),
+        "synthetic_simulate_seconds": round(simulate["seconds"], 2),
+        "baseline_loglik_pass_seconds": round(one_pass["seconds"], 3),
+        "fit_bgnbd_seconds": round(fit_days["seconds"], 2),
+        "fit_bgnbd_vs_loglik_pass": round(fit_days["seconds"] / one_pass["seconds"], 1),
+        "fit_bgnbd_continuous_recency_seconds": round(fit_continuous["seconds"], 2),
+        "fit_gamma_gamma_seconds": round(fit_spend["seconds"], 2),
+        "score_alive_and_clv_seconds": round(score["seconds"], 2),
+        "synthetic_bgnbd_true": clv.PUBLISHED_CDNOW_BGNBD,
+        "synthetic_bgnbd_fitted": {k: round(getattr(fitted, k), 3) for k in ("r", "alpha", "a", "b")},
+        "synthetic_gamma_gamma_fitted": {k: round(getattr(spend, k), 2) for k in ("p", "q", "gamma")},
+    }
+
+
+if __name__ == "__main__":
+    main()
