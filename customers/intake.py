@@ -375,7 +375,8 @@ def clean_order(raw: Any, *, default_currency: str) -> dict[str, Any]:
             "quantity": parse_decimal(line.get("quantity", 1), prefix + "quantity", errors, places=3),
             "unit_price": parse_decimal(line.get("unit_price"), prefix + "unit_price", errors, places=4),
         })
-    if raw.get("total") in (None, "") and lines and not errors.errors:
+    lines_ok = lines and all(line["quantity"] is not None and line["unit_price"] is not None for line in lines)
+    if raw.get("total") in (None, "") and lines_ok:
         total = sum((line["quantity"] * line["unit_price"] for line in lines), Decimal(0)).quantize(Decimal("0.01"))
     else:
         total = parse_decimal(raw.get("total"), "total", errors)

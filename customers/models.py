@@ -49,6 +49,9 @@ class Customer(TenantOwnedModel):
         CONSUMER = "consumer", _("Consumer")
         BUSINESS_BUYER = "business_buyer", _("Business buyer")
 
+    # Every index below leads with tenant_id; a single-column one would only cost writes and
+    # tempt the planner into scanning a whole tenant for external_id lookups.
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, db_index=False, related_name="+")
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.CONSUMER)
     external_id = models.CharField(_("external id"), max_length=128)
     email = models.CharField(_("email"), max_length=254, blank=True)  # normalised lower-case; validated by services

@@ -34,7 +34,7 @@ def resolve_customer_refs(*, tenant: Tenant, rows: dict[int, dict[str, Any]], re
     emails = {r["email"] for r in rows.values() if "email" in r and "customer_id" not in r and "customer_external_id" not in r}
     valid_ids = set(Customer.objects.for_tenant(tenant).active().filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
     by_external = ensure_customers(tenant=tenant, external_ids=external)
-    by_email = dict(Customer.objects.for_tenant(tenant).active().filter(email__in=emails).values_list("email", "pk")) if emails else {}
+    by_email = dict(Customer.objects.for_tenant(tenant).active().filter(email__in=emails).exclude(email="").values_list("email", "pk")) if emails else {}
     resolved: dict[int, int] = {}
     for index, row in rows.items():
         if "customer_id" in row:

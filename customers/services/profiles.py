@@ -60,6 +60,8 @@ def erased_identifiers(*, tenant: Tenant, rows: list[dict[str, Any]]) -> set[str
 
 
 def is_erased_row(tenant: Tenant, row: dict[str, Any], erased: set[str]) -> bool:
+    if not erased:
+        return False
     return any(row.get(k) and identifier_hash(tenant, k, row[k]) in erased for k in ("email", "phone", "external_id"))
 
 
@@ -134,7 +136,10 @@ def upsert_customers(*, tenant: Tenant, rows: list[dict[str, Any]], source: str 
     }
     # An email may belong to one customer per tenant.
     emails = {r["email"]: i for i, r in cleaned.items() if r.get("email")}
-    owners = dict(Customer.objects.for_tenant(tenant).filter(email__in=list(emails)).values_list("email", "external_id"))
+    # exclude(email=""): lets PostgreSQL use the partial unique index on email.
+    owners = dict(
+        Customer.objects.for_tenant(tenant).filter(email__in=list(emails)).exclude(email="").values_list("email", "external_id")
+    )
     seen_emails: dict[str, int] = {}
     for index, row in list(cleaned.items()):
         email = row.get("email")

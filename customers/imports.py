@@ -1,0 +1,1175 @@
+"""CSV import of customers, orders and events: read a file, map its columns, write through the batch services.
+
+A mapping is a JSON object. Each target field (`TARGETS`, plus `attributes.<key>` for customers
+and `properties.<key>` for events) names a source column: its header name, its 0-based index
+(files without a header), or a fixed value `{"value": "..."}`. The other keys are file options
+(`OPTION_KEYS`). The UCI Online Retail file, for example:
+
+    {"external_id": "InvoiceNo", "customer_external_id": "CustomerID", "ordered_at": "InvoiceDate",
+     "line.sku": "StockCode", "line.name": "Description", "line.quantity": "Quantity",
+     "line.unit_price": "UnitPrice", "group_by": true, "cancelled_if_prefix": "C",
+     "default_currency": "GBP", "integer_ids": true}
+
+Rules:
+- Validation and writing belong to the services (`upsert_customers`, `ingest_events`,
+  `record_orders`); this module only turns cells into the raw rows they take, and their per-row
+  refusals into a line-numbered error report.
+- The file is read twice. The first pass decodes all of it and counts records, so a wrong
+  encoding or a missing column stops the import before anything is written.
+- Each chunk is written in its own transaction (the service's): a failure keeps the chunks
+  before it and reports the line where it stopped.
+- Re-running the same file changes nothing: customers are upserted by external_id, events are
+  deduplicated by event_id, orders by external_id, which is derived from the mapped cells and
+  the occurrence index when the file has none (so re-run with the same mapping).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import logging
+import queue
+import re
+import secrets
+import tempfile
+import threading
+import time
+import zoneinfo
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from django.core.files.storage import default_storage
+from django.db import DatabaseError, connection, transaction
+from django.utils import translation
+from django.utils.text import get_valid_filename
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from b2p_platform.exceptions import DomainError
+from customers import services
+from customers.intake import MAX_BATCH
+from customers.models import Customer
+from tenants.models import Tenant
+
+if TYPE_CHECKING:
+    from tenants.jobs import JobContext
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("customers", "orders", "events")
+TARGETS: dict[str, tuple[str, ...]] = {
+    "customers": (
+        "external_id", "email", "phone", "first_name", "last_name", "kind", "company.name", "company.external_id",
+        "company.industry", "company.size", "company_role", "tags", "locale", "timezone",
+    ),
+    "orders": (
+        "external_id", "customer_external_id", "email", "ordered_at", "status", "currency", "total",
+        "line.sku", "line.name", "line.quantity", "line.unit_price",
+    ),
+    "events": ("event_id", "type", "customer_external_id", "email", "occurred_at"),
+}
+# Targets of the form "<prefix><key>": any number of custom attributes or event properties.
+EXTRA_PREFIX: dict[str, str] = {"customers": "attributes.", "events": "properties."}
+TARGET_LABELS: dict[str, Any] = {
+    "external_id": gettext_lazy("External id"),
+    "email": gettext_lazy("Email"),
+    "phone": gettext_lazy("Phone"),
+    "first_name": gettext_lazy("First name"),
+    "last_name": gettext_lazy("Last name"),
+    "kind": gettext_lazy("Kind (consumer or business_buyer)"),
+    "company.name": gettext_lazy("Company name"),
+    "company.external_id": gettext_lazy("Company external id"),
+    "company.industry": gettext_lazy("Company industry"),
+    "company.size": gettext_lazy("Company size"),
+    "company_role": gettext_lazy("Role at the company"),
+    "tags": gettext_lazy("Tags (comma separated)"),
+    "locale": gettext_lazy("Language"),
+    "timezone": gettext_lazy("Time zone"),
+    "customer_external_id": gettext_lazy("Customer external id"),
+    "ordered_at": gettext_lazy("Order date"),
+    "status": gettext_lazy("Status"),
+    "currency": gettext_lazy("Currency"),
+    "total": gettext_lazy("Total"),
+    "line.sku": gettext_lazy("Line: product code"),
+    "line.name": gettext_lazy("Line: product name"),
+    "line.quantity": gettext_lazy("Line: quantity"),
+    "line.unit_price": gettext_lazy("Line: unit price"),
+    "event_id": gettext_lazy("Event id"),
+    "type": gettext_lazy("Event type"),
+    "occurred_at": gettext_lazy("Event time"),
+}
+# Header names (lower-case, letters and digits only) that pre-fill a target in the wizard and in
+# `import_csv` without --mapping. The target's own name always matches too.
+SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "customers": {
+        "external_id": ("id", "customerid", "clientid", "externalid", "userid"),
+        "email": ("emailaddress", "mail", "email"),
+        "phone": ("phonenumber", "mobile", "tel", "telephone"),
+        "first_name": ("firstname", "givenname", "first"),
+        "last_name": ("lastname", "surname", "familyname", "last"),
+        "company.name": ("company", "companyname", "organization", "organisation"),
+        "company.external_id": ("companyid", "companyexternalid"),
+        "company.industry": ("industry", "companyindustry"),
+        "company.size": ("companysize", "size"),
+        "company_role": ("role", "jobtitle", "position"),
+        "locale": ("language", "lang"),
+    },
+    "orders": {
+        "external_id": ("invoiceno", "invoice", "orderid", "orderno", "ordernumber", "order"),
+        "customer_external_id": ("customerid", "customer", "clientid", "userid"),
+        "ordered_at": ("invoicedate", "orderdate", "date", "orderedat", "createdat", "purchasedat"),
+        "total": ("amount", "sum", "ordertotal", "total"),
+        "line.sku": ("stockcode", "sku", "productid", "productcode", "product"),
+        "line.name": ("description", "productname", "itemname", "title"),
+        "line.quantity": ("quantity", "qty"),
+        "line.unit_price": ("unitprice", "price"),
+    },
+    "events": {
+        "event_id": ("eventid",),
+        "type": ("event", "eventtype", "eventname", "action"),
+        "customer_external_id": ("customerid", "customer", "clientid", "userid", "externalid"),
+        "occurred_at": ("timestamp", "time", "date", "datetime", "occurredat", "createdat"),
+    },
+}
+OPTION_KEYS = frozenset({
+    "delimiter", "header", "encoding", "date_format", "date_timezone", "default_currency", "cancelled_if_prefix",
+    "group_by", "integer_ids", "clear_blank",
+})
+DELIMITERS: dict[str, str] = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "|": "|", "whitespace": "whitespace", "auto": "auto"}
+DEFAULT_DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y",
+    "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%Y%m%d",
+)
+ID_TARGETS = frozenset({"external_id", "customer_external_id", "company.external_id", "event_id"})
+DATE_TARGETS = frozenset({"ordered_at", "occurred_at"})
+# Customers have no per-request cap in the service; events and orders take MAX_BATCH at a time.
+CHUNK_ROWS = {"customers": 2000, "orders": MAX_BATCH, "events": MAX_BATCH}
+ANALYZE_AFTER = 10_000  # customers created by one import before refreshing the planner's statistics (again at x2, and at the end)
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+PREVIEW_ROWS = 5
+SAMPLE_ERRORS = 20
+_EXTRA_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_FLOAT_ID_RE = re.compile(r"^-?\d+\.0+$")
+
+
+class ImportFileError(DomainError):
+    """The file or the mapping cannot be imported at all; nothing was written."""
+
+    code = "import_invalid"
+
+
+class ImportStopped(DomainError):
+    """The import stopped part-way; the chunks before `line` are stored."""
+
+    code = "import_stopped"
+
+    def __init__(self, message: str, *, summary: dict[str, Any], report: bytes | None) -> None:
+        super().__init__(message)
+        self.summary = summary
+        self.report = report
+
+
+class Progress(Protocol):
+    def set_total(self, total: int) -> None: ...
+
+    def advance(self, processed: int = 1, *, errors: int = 0) -> None: ...
+
+
+Opener = Callable[[], IO[bytes]]
+
+
+# The mapping -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Const:
+    """A fixed value for every row, written `{"value": "..."}` in the mapping."""
+
+    value: str
+
+
+Ref = str | int | Const
+
+
+@dataclass
+class ImportMapping:
+    kind: str
+    fields: dict[str, Ref]
+    delimiter: str = "auto"
+    header: bool = True
+    encoding: str = "utf-8"
+    date_formats: tuple[str, ...] = ()
+    date_timezone: str = "UTC"
+    default_currency: str = ""
+    cancelled_if_prefix: str = ""
+    group_by: Ref | None = None
+    integer_ids: bool = False
+    clear_blank: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """The mapping as JSON, in the same format `parse_mapping` reads (stored in JobRun.params)."""
+        data: dict[str, Any] = {k: _ref_json(v) for k, v in self.fields.items()}
+        data.update(delimiter=self.delimiter, header=self.header, encoding=self.encoding)
+        if self.date_formats:
+            data["date_format"] = list(self.date_formats)
+        if self.date_timezone != "UTC":
+            data["date_timezone"] = self.date_timezone
+        for name in ("default_currency", "cancelled_if_prefix"):
+            if getattr(self, name):
+                data[name] = getattr(self, name)
+        if self.group_by is not None:
+            data["group_by"] = _ref_json(self.group_by)
+        if self.integer_ids:
+            data["integer_ids"] = True
+        if self.clear_blank:
+            data["clear_blank"] = True
+        return data
+
+
+def _ref_json(ref: Ref) -> Any:
+    return {"value": ref.value} if isinstance(ref, Const) else ref
+
+
+def target_fields(kind: str) -> list[tuple[str, str]]:
+    """(target, label) pairs of a kind, for the wizard's selects."""
+    return [(t, str(TARGET_LABELS.get(t, t))) for t in TARGETS[kind]]
+
+
+def parse_mapping(kind: Any, data: Any) -> ImportMapping:
+    """Check a mapping (a dict or its JSON text) and return it typed; every problem is listed at once."""
+    if kind not in KINDS:
+        raise ImportFileError(_("Choose what the file holds: %(kinds)s.") % {"kinds": ", ".join(KINDS)}, field="kind")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise ImportFileError(_("The mapping is not valid JSON: %(error)s") % {"error": exc}, field="mapping") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ImportFileError(_("The mapping must be a JSON object of target field: column."), field="mapping")
+    problems: list[str] = []
+    mapping = ImportMapping(kind=kind, fields={})
+    _parse_options(mapping, data, problems)
+    prefix = EXTRA_PREFIX.get(kind)
+    for target, value in data.items():
+        if target in OPTION_KEYS:
+            continue
+        if target not in TARGETS[kind] and not (prefix and target.startswith(prefix)):
+            allowed = ", ".join(TARGETS[kind]) + (f", {prefix}<key>" if prefix else "")
+            problems.append(_("Unknown target field %(field)r for %(kind)s; use one of: %(allowed)s.")
+                            % {"field": target, "kind": kind, "allowed": allowed})
+            continue
+        if prefix and target.startswith(prefix) and not _EXTRA_KEY_RE.match(target[len(prefix):]):
+            problems.append(_("%(field)r: after %(prefix)s use letters, digits, _ and - only.") % {"field": target, "prefix": prefix})
+            continue
+        ref = _parse_ref(value)
+        if ref is None:
+            problems.append(_("%(field)r: give a column name, a 0-based column number or {\"value\": \"...\"}.") % {"field": target})
+            continue
+        if isinstance(ref, str) and not mapping.header:
+            problems.append(_("%(field)r: the file has no header, so name its column by number (0 is the first).") % {"field": target})
+            continue
+        mapping.fields[target] = ref
+    problems += _missing_targets(mapping)
+    if problems:
+        raise ImportFileError(" ".join(problems), field="mapping")
+    return mapping
+
+
+def parse_options(kind: Any, data: dict[str, Any]) -> ImportMapping:
+    """Only the file options of a mapping (delimiter, header, encoding...), with no target fields yet."""
+    if kind not in KINDS:
+        raise ImportFileError(_("Choose what the file holds: %(kinds)s.") % {"kinds": ", ".join(KINDS)}, field="kind")
+    problems: list[str] = []
+    mapping = ImportMapping(kind=kind, fields={})
+    _parse_options(mapping, {k: v for k, v in data.items() if k in OPTION_KEYS and k != "group_by"}, problems)
+    if problems:
+        raise ImportFileError(" ".join(problems), field="mapping")
+    return mapping
+
+
+def _parse_ref(value: Any) -> Ref | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, dict) and set(value) == {"value"} and isinstance(value["value"], str | int | float):
+        return Const(str(value["value"]))
+    return None
+
+
+def _parse_options(mapping: ImportMapping, data: dict[str, Any], problems: list[str]) -> None:
+    delimiter = data.get("delimiter", "auto")
+    if not isinstance(delimiter, str) or delimiter not in DELIMITERS:
+        problems.append(_("delimiter: use one of \",\", \";\", \"\\t\", \"|\", \"whitespace\" or \"auto\"."))
+    else:
+        mapping.delimiter = DELIMITERS[delimiter]
+    header = data.get("header", True)
+    if not isinstance(header, bool):
+        problems.append(_("header: use true or false."))
+    else:
+        mapping.header = header
+    encoding = data.get("encoding", "utf-8")
+    try:
+        mapping.encoding = codecs.lookup(str(encoding)).name
+    except LookupError:
+        problems.append(_("encoding: unknown encoding %(name)r (try utf-8, cp1251 or latin-1).") % {"name": encoding})
+    formats = data.get("date_format") or ()
+    if isinstance(formats, str):
+        formats = (formats,)
+    if not isinstance(formats, list | tuple) or not all(isinstance(f, str) and _is_date_format(f) for f in formats):
+        problems.append(_("date_format: give a strptime format such as %(example)s, or a list of them.")
+                        % {"example": '"%Y%m%d" or "%d.%m.%Y %H:%M"'})
+    else:
+        mapping.date_formats = tuple(formats)
+    zone = data.get("date_timezone", "UTC")
+    try:
+        zoneinfo.ZoneInfo(str(zone))
+        mapping.date_timezone = str(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        problems.append(_("date_timezone: unknown time zone %(name)r.") % {"name": zone})
+    currency = data.get("default_currency", "")
+    if currency and not (isinstance(currency, str) and re.match(r"^[A-Za-z]{3}$", currency)):
+        problems.append(_("default_currency: use a three-letter ISO 4217 code such as EUR."))
+    else:
+        mapping.default_currency = (currency or "").upper()
+    prefix = data.get("cancelled_if_prefix", "")
+    if not isinstance(prefix, str):
+        problems.append(_("cancelled_if_prefix: give the text that starts cancelled order ids, e.g. \"C\"."))
+    else:
+        mapping.cancelled_if_prefix = prefix
+    group_by = data.get("group_by")
+    if group_by is not None and group_by is not False:
+        if mapping.kind != "orders":
+            problems.append(_("group_by is for orders: rows with the same order id become one order with several lines."))
+        elif group_by is True:
+            mapping.group_by = data.get("external_id") if isinstance(data.get("external_id"), str | int) else None
+            if mapping.group_by is None:
+                problems.append(_("group_by: true groups by the external_id column; map external_id to a column."))
+        else:
+            ref = _parse_ref(group_by)
+            if ref is None or isinstance(ref, Const):
+                problems.append(_("group_by: name the column that holds the order id, or use true."))
+            else:
+                mapping.group_by = ref
+    for flag in ("integer_ids", "clear_blank"):
+        value = data.get(flag, False)
+        if not isinstance(value, bool):
+            problems.append(_("%(option)s: use true or false.") % {"option": flag})
+        else:
+            setattr(mapping, flag, value)
+
+
+def _is_date_format(fmt: str) -> bool:
+    if "%" not in fmt:
+        return False
+    sample = datetime(2001, 2, 3, 4, 5, 6)
+    try:
+        datetime.strptime(sample.strftime(fmt), fmt)
+    except ValueError:
+        return False
+    return True
+
+
+def _missing_targets(mapping: ImportMapping) -> list[str]:
+    mapped = set(mapping.fields)
+    problems = []
+    if mapping.kind == "customers" and "external_id" not in mapped:
+        problems.append(_("Map external_id: customers are matched by it, so a re-run updates instead of duplicating."))
+    if mapping.kind in ("orders", "events") and not mapped & {"customer_external_id", "email"}:
+        problems.append(_("Map customer_external_id or email: each row must name its customer."))
+    if mapping.kind == "orders":
+        if "ordered_at" not in mapped:
+            problems.append(_("Map ordered_at: the date of each order."))
+        if "total" not in mapped and "line.unit_price" not in mapped:
+            problems.append(_("Map total, or the line fields (line.sku, line.unit_price) to add the total up."))
+        if mapped & {"line.name", "line.quantity", "line.unit_price"} and "line.sku" not in mapped:
+            problems.append(_("Map line.sku too: every order line needs a product code."))
+    if mapping.kind == "events":
+        if "type" not in mapped:
+            problems.append(_("Map type, or give a fixed one: {\"type\": {\"value\": \"purchase\"}}."))
+        if "occurred_at" not in mapped and "event_id" not in mapped:
+            problems.append(_("Map occurred_at (or event_id): without either a re-run would store the events again."))
+    return problems
+
+
+def suggest_mapping(kind: str, columns: list[str]) -> dict[str, int]:
+    """Target → column index, for columns whose names say what they hold (the wizard's pre-fill)."""
+
+    def norm(name: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", name.lower())
+
+    names = [norm(c) for c in columns]
+    suggested: dict[str, int] = {}
+    taken: set[int] = set()
+    for target in TARGETS[kind]:
+        for candidate in (norm(target), *SYNONYMS.get(kind, {}).get(target, ())):
+            index = next((i for i, n in enumerate(names) if n == candidate and i not in taken), None)
+            if index is not None:
+                suggested[target] = index
+                taken.add(index)
+                break
+    return suggested
+
+
+def suggest_extras(kind: str, columns: list[str]) -> dict[str, int]:
+    """Columns already named `attributes.<key>` / `properties.<key>` (as the export writes them)."""
+    prefix = EXTRA_PREFIX.get(kind)
+    if prefix is None:
+        return {}
+    return {c.strip(): i for i, c in enumerate(columns)
+            if c.strip().startswith(prefix) and _EXTRA_KEY_RE.match(c.strip()[len(prefix):])}
+
+
+def extra_target(kind: str, column: str) -> str | None:
+    """`attributes.<key>` / `properties.<key>` for a column kept as is, or None for orders."""
+    prefix = EXTRA_PREFIX.get(kind)
+    if prefix is None:
+        return None
+    name = column.strip()
+    if name.startswith(prefix) and _EXTRA_KEY_RE.match(name[len(prefix):]):
+        return name
+    key = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_").lower()[:64]
+    return f"{prefix}{key or 'column'}"
+
+
+# Reading the file ------------------------------------------------------------------------------
+
+
+def _text(opener: Opener, encoding: str, *, errors: str = "strict") -> io.TextIOWrapper:
+    # utf-8-sig reads plain UTF-8 too and drops the byte-order mark spreadsheets put first.
+    name = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    return io.TextIOWrapper(opener(), encoding=name, errors=errors, newline="")
+
+
+def check_encoding(opener: Opener, encoding: str) -> None:
+    """Decode the whole file once, in blocks; a wrong encoding is an ImportFileError naming the line."""
+    name = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    decoder = codecs.getincrementaldecoder(name)()
+    line = 1
+    with opener() as raw:
+        while True:
+            block = raw.read(1 << 20)
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                line += block.count(b"\n", 0, max(exc.start, 0))
+                raise ImportFileError(_encoding_message(encoding, line, block[exc.start:exc.start + 40]), field="encoding") from exc
+            if not block:
+                return
+            line += block.count(b"\n")
+
+
+def _encoding_message(encoding: str, line: int, sample: bytes) -> str:
+    # Cyrillic letters in cp1251 are bytes 0xC0-0xFF; Western accents in latin-1 are scattered.
+    high = [b for b in sample if b >= 0x80]
+    cyrillic = bool(high) and sum(b >= 0xC0 for b in high) / len(high) > 0.6
+    suggestion = "cp1251, latin-1" if cyrillic else "latin-1, cp1251"
+    return _(
+        "The file is not in the %(encoding)s encoding (line %(line)s has bytes it cannot read). "
+        "Choose the file's encoding and try again, for example: %(suggestion)s."
+    ) % {"encoding": encoding, "line": line, "suggestion": suggestion}
+
+
+def detect_delimiter(sample: str) -> str:
+    """The delimiter that splits the first lines into the same number (>1) of columns, most columns first."""
+    lines = [line for line in sample.splitlines()[:20] if line.strip()]
+    if len(lines) > 1 and not sample.endswith(("\n", "\r")):
+        lines = lines[:-1]  # the sample may cut the last line short
+    best, best_width = ",", 1
+    for delimiter in (",", ";", "\t", "|"):
+        try:
+            widths = {len(row) for row in csv.reader(lines, delimiter=delimiter)}
+        except csv.Error:  # e.g. a field over the size limit: not this delimiter's problem to solve here
+            continue
+        if len(widths) == 1 and (width := widths.pop()) > best_width:
+            best, best_width = delimiter, width
+    if best_width == 1:
+        widths = {len(line.split()) for line in lines}
+        if len(widths) == 1 and widths.pop() > 1:
+            return "whitespace"
+    return best
+
+
+def guess_header(first_row: list[str]) -> bool:
+    """A first row of nothing but numbers and dates is data, not a header."""
+    return not all(re.match(r"^[\d\s.,:/+-]*$", cell) for cell in first_row)
+
+
+def _records(text: Iterable[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, cells) of each non-blank record."""
+    if delimiter == "whitespace":
+        for number, line in enumerate(text, 1):
+            cells = line.split()
+            if cells:
+                yield number, cells
+        return
+    reader = csv.reader(text, delimiter=delimiter)
+    last = 0
+    for cells in reader:
+        start, last = last + 1, reader.line_num
+        if cells and (cells[0] or any(cells)):
+            yield start, cells
+
+
+@dataclass
+class FilePreview:
+    delimiter: str
+    header: bool
+    columns: list[str]
+    rows: list[list[str]]
+    width: int
+
+
+def preview_file(opener: Opener, *, encoding: str, delimiter: str = "auto", header: bool | None = None) -> FilePreview:
+    """The columns and first rows of a file, with the delimiter and header detected when not given."""
+    with _text(opener, encoding, errors="replace") as text:
+        sample = text.read(64 * 1024)
+    if not sample.strip():
+        raise ImportFileError(_("The file is empty."), field="file")
+    if delimiter == "auto":
+        delimiter = detect_delimiter(sample)
+    with _text(opener, encoding, errors="replace") as text:
+        try:
+            head = [cells for _n, cells in _take(_records(text, delimiter), PREVIEW_ROWS + 1)]
+        except csv.Error as exc:
+            raise ImportFileError(_("The file cannot be read as CSV: %(error)s") % {"error": exc}, field="file") from exc
+    if header is None:
+        header = guess_header(head[0])
+    width = max(len(r) for r in head)
+    if header:
+        columns = [c.strip() or f"#{i}" for i, c in enumerate(head[0])]
+        rows = head[1:]
+    else:
+        columns = [f"#{i}" for i in range(width)]
+        rows = head[:PREVIEW_ROWS]
+    return FilePreview(delimiter=delimiter, header=header, columns=columns, rows=rows, width=width)
+
+
+def _take(iterator: Iterator[Any], n: int) -> Iterator[Any]:
+    for i, item in enumerate(iterator):
+        if i >= n:
+            return
+        yield item
+
+
+# Binding a mapping to a file --------------------------------------------------------------------
+
+
+@dataclass
+class _Slot:
+    target: str
+    container: str | None  # None (top level), "company", "attributes", "properties" or "line"
+    key: str
+    index: int | None
+    const: str | None
+    is_id: bool
+    is_date: bool
+
+
+@dataclass
+class _Bound:
+    slots: list[_Slot]
+    labels: dict[str, str]  # target → the column it comes from, for error reports
+    group_index: int | None
+    header: list[str] | None
+
+
+def _resolve(ref: Ref, header: list[str] | None, width: int, target: str, problems: list[str]) -> int | None:
+    if isinstance(ref, int):
+        if ref >= width:
+            problems.append(_("%(field)s: column %(index)s is not in the file (it has %(width)s columns, numbered from 0).")
+                            % {"field": target, "index": ref, "width": width})
+            return None
+        return ref
+    assert isinstance(ref, str) and header is not None
+    if ref in header:
+        return header.index(ref)
+    folded = [h.strip().lower() for h in header]
+    if ref.strip().lower() in folded:
+        return folded.index(ref.strip().lower())
+    problems.append(_("%(field)s: there is no column %(column)r in the file.") % {"field": target, "column": ref})
+    return None
+
+
+def bind(mapping: ImportMapping, header: list[str] | None, width: int) -> _Bound:
+    """Resolve the mapping's columns against the file's header; missing columns are an ImportFileError."""
+    problems: list[str] = []
+    slots: list[_Slot] = []
+    labels: dict[str, str] = {}
+    for target, ref in mapping.fields.items():
+        container, _sep, key = target.partition(".") if "." in target else (None, "", target)
+        index = None if isinstance(ref, Const) else _resolve(ref, header, width, target, problems)
+        if index is None and not isinstance(ref, Const):
+            continue
+        if index is None:
+            labels[target] = _("fixed value")
+        else:
+            labels[target] = header[index] if header else f"#{index}"
+        slots.append(_Slot(target=target, container=container, key=key, index=index,
+                           const=ref.value if isinstance(ref, Const) else None,
+                           is_id=target in ID_TARGETS, is_date=target in DATE_TARGETS))
+    group_index = None
+    if mapping.group_by is not None:
+        assert not isinstance(mapping.group_by, Const)
+        group_index = _resolve(mapping.group_by, header, width, "group_by", problems)
+    if problems:
+        found = ", ".join(repr(h) for h in header) if header else _("%(width)s unnamed columns") % {"width": width}
+        raise ImportFileError(" ".join(problems) + " " + _("Columns found: %(columns)s.") % {"columns": found}, field="mapping")
+    return _Bound(slots=slots, labels=labels, group_index=group_index, header=header)
+
+
+_MISSING = object()
+
+
+class _DateParser:
+    """Cells to aware datetimes with the mapping's formats (ISO 8601 and common ones by default)."""
+
+    def __init__(self, formats: tuple[str, ...], zone: str) -> None:
+        self.formats = formats
+        self.zone: tzinfo = UTC if zone == "UTC" else zoneinfo.ZoneInfo(zone)
+        self.cache: dict[str, datetime | None] = {}
+
+    def __call__(self, text: str) -> datetime | None:
+        moment = self.cache.get(text, _MISSING)
+        if moment is _MISSING:
+            moment = self._parse(text)
+            if len(self.cache) < 200_000:  # dates repeat a lot (one per invoice, per day); bound the memory
+                self.cache[text] = moment
+        return moment  # type: ignore[return-value]
+
+    def _parse(self, text: str) -> datetime | None:
+        moment = None
+        formats = self.formats
+        if not formats:
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                formats = DEFAULT_DATE_FORMATS
+            else:
+                if moment.tzinfo is None and self.zone is UTC:
+                    # Parsing again with the offset is several times cheaper than .replace(tzinfo=...).
+                    with contextlib.suppress(ValueError):
+                        aware = datetime.fromisoformat(text + "+00:00")
+                        if aware.tzinfo is not None:  # a bare date ignores the suffix
+                            return aware
+        for fmt in formats:
+            try:
+                moment = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+        if moment is not None and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=self.zone)
+        return moment
+
+    def message(self) -> str:
+        if self.formats:
+            return _("Not a date in the format %(format)s.") % {"format": " or ".join(self.formats)}
+        return _("Not a date: use ISO 8601 (2026-05-01 12:30) or set date_format in the mapping.")
+
+
+# Running an import ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Item:
+    """One row for a service (an order may come from several source rows), or a row refused before it."""
+
+    raw: dict[str, Any] | None
+    sources: list[tuple[int, list[str]]]
+    errors: dict[str, list[str]] | None = None
+    line_rows: list[int] = field(default_factory=list)  # for orders: source row of each line
+
+
+@dataclass
+class _Counts:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    orders_rejected: int = 0
+    lines: int = 0
+
+
+class _ErrorReport:
+    """The rejected rows as CSV: line, field, column, error, then the row's own cells."""
+
+    def __init__(self, header: list[str] | None) -> None:
+        self.file = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+t", encoding="utf-8", newline="")  # noqa: SIM115
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(["line", "field", "column", "error", *(header or [])])
+        self.count = 0
+        self.samples: list[dict[str, Any]] = []
+
+    def add(self, line: int, errors: dict[str, list[str]], cells: list[str], labels: dict[str, str]) -> None:
+        fields = [f for f in errors if f != "non_field_errors"]
+        columns = sorted({labels[t] for f in fields if (t := _target_of(f)) in labels})
+        message = "; ".join(f"{f}: {' '.join(m)}" if f != "non_field_errors" else " ".join(m) for f, m in errors.items())
+        self.writer.writerow([line, ", ".join(fields), ", ".join(columns), message, *cells])
+        self.count += 1
+        if len(self.samples) < SAMPLE_ERRORS:
+            self.samples.append({"line": line, "error": message})
+
+    def content(self) -> bytes | None:
+        if not self.count:
+            return None
+        self.file.seek(0)
+        return self.file.read().encode("utf-8")
+
+
+def _target_of(error_field: str) -> str:
+    """The mapping target an error of the services is about: lines.3.sku → line.sku."""
+    parts = error_field.split(".")
+    if parts[0] == "lines" and len(parts) == 3:
+        return f"line.{parts[2]}"
+    return error_field
+
+
+class ImportRun:
+    """One pass over a file: map rows, hand chunks to the kind's service, collect per-row errors."""
+
+    def __init__(self, *, tenant: Tenant, mapping: ImportMapping, opener: Opener, progress: Progress | None = None,
+                 chunk_size: int | None = None) -> None:
+        self.tenant = tenant
+        self.mapping = mapping
+        self.opener = opener
+        self.progress = progress
+        self.chunk_size = max(1, min(chunk_size or CHUNK_ROWS[mapping.kind], CHUNK_ROWS[mapping.kind]))
+        self.dates = _DateParser(mapping.date_formats, mapping.date_timezone)
+        self.counts = _Counts()
+        self.bound: _Bound
+        self.report: _ErrorReport
+        self.delimiter = mapping.delimiter
+        self.group_last: dict[str, int] = {}
+        self._pending_rows = 0
+        self._pending_errors = 0
+        self._analyze_at = ANALYZE_AFTER
+
+    # -- pass 1: decode everything, count records, find where each order's rows end
+    def prepare(self) -> int:
+        check_encoding(self.opener, self.mapping.encoding)
+        preview = preview_file(self.opener, encoding=self.mapping.encoding, delimiter=self.mapping.delimiter,
+                               header=self.mapping.header)
+        self.delimiter = preview.delimiter
+        self.bound = bind(self.mapping, preview.columns if self.mapping.header else None, preview.width)
+        self.report = _ErrorReport(self.bound.header)
+        self.group_last = {}
+        total = 0
+        gi = self.bound.group_index
+        with _text(self.opener, self.mapping.encoding) as text:
+            records = self._data_records(text)
+            try:
+                if gi is None:
+                    for _record in records:
+                        total += 1
+                else:
+                    last = self.group_last
+                    for total, (_line, cells) in enumerate(records, 1):
+                        if gi < len(cells) and (key := cells[gi].strip()):
+                            last[key] = total - 1
+            except csv.Error as exc:
+                raise ImportFileError(_("The file cannot be read as CSV: %(error)s") % {"error": exc}, field="file") from exc
+        return total
+
+    def _data_records(self, text: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+        records = _records(text, self.delimiter)
+        if self.mapping.header:
+            next(records, None)
+        return records
+
+    # -- pass 2
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        total = self.prepare()
+        if self.progress is not None:
+            self.progress.set_total(total)
+        customers_before = Customer.objects.for_tenant(self.tenant).count()
+        items = {"customers": self._customer_items, "orders": self._order_items, "events": self._event_items}[self.mapping.kind]
+        with _text(self.opener, self.mapping.encoding) as text, \
+                contextlib.closing(_prefetched(self._chunks(items(self._data_records(text))))) as chunks:
+            for chunk in chunks:
+                self._write(chunk, started)
+        self._advance()
+        if self.mapping.kind == "customers" and self._analyze_at > ANALYZE_AFTER and self.counts.created > self._analyze_at // 2:
+            _refresh_planner_statistics("customers_customer")  # rows created since the last refresh
+        return self._summary(started, customers_before)
+
+    def _chunks(self, items: Iterable[_Item]) -> Iterator[list[_Item]]:
+        # Rows refused here ride along in the chunk, so the report lists every refusal in file order.
+        chunk: list[_Item] = []
+        valid = 0
+        for item in items:
+            chunk.append(item)
+            valid += item.errors is None
+            if valid >= self.chunk_size or len(chunk) >= 4 * self.chunk_size:
+                yield chunk
+                chunk, valid = [], 0
+        if chunk:
+            yield chunk
+
+    def _summary(self, started: float, customers_before: int | None, stopped_at: int | None = None) -> dict[str, Any]:
+        c = self.counts
+        seconds = time.monotonic() - started
+        summary: dict[str, Any] = {
+            "kind": self.mapping.kind, "rows": c.rows, "created": c.created, "updated": c.updated, "unchanged": c.unchanged,
+            "duplicates": c.duplicates, "rejected": c.rejected,
+            "errors": self.report.samples, "seconds": round(seconds, 2),
+            "rows_per_second": round(c.rows / seconds) if seconds > 0 else None,
+        }
+        if customers_before is not None:  # profiles events and orders created for unknown customer ids
+            summary["new_customers"] = Customer.objects.for_tenant(self.tenant).count() - customers_before
+        if self.mapping.kind == "orders":
+            summary.update(orders_rejected=c.orders_rejected, lines=c.lines)
+        if stopped_at is not None:
+            summary["stopped_at_line"] = stopped_at
+        return summary
+
+    def _write(self, chunk: list[_Item], started: float) -> None:
+        valid = [item for item in chunk if item.errors is None]
+        try:
+            rejected = self._call_service(valid) if valid else {}
+        except Exception as exc:
+            # The chunk's transaction rolled back; the chunks before it stay. Say where to resume.
+            line = chunk[0].sources[0][0]
+            logger.exception("import stopped at line %s for tenant %s", line, self.tenant.pk)
+            self._advance()
+            summary = self._summary(started, None, stopped_at=line)  # no query: the database may be what failed
+            message = _("The import stopped at line %(line)s (%(error)s). Rows before it are stored; "
+                        "fix the cause and import the file again — rows already stored are not changed twice.") % {
+                "line": line, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            raise ImportStopped(message, summary=summary, report=self.report.content()) from exc
+        by_item = {id(valid[index]): errors for index, errors in rejected.items()}
+        for item in chunk:
+            sources = len(item.sources)
+            self.counts.rows += sources
+            self._pending_rows += sources
+            errors = item.errors if item.errors is not None else by_item.get(id(item))
+            if errors is not None:
+                self._report(item, errors)
+        self._advance()
+        if self.mapping.kind == "customers" and self.counts.created >= self._analyze_at:
+            self._analyze_at = 2 * self.counts.created
+            _refresh_planner_statistics("customers_customer")
+
+    def _call_service(self, chunk: list[_Item]) -> dict[int, dict[str, list[str]]]:
+        """Write one chunk through the kind's service; its refusals by index in the chunk."""
+        rows = [item.raw for item in chunk]
+        rejected: dict[int, dict[str, list[str]]]
+        if self.mapping.kind == "customers":
+            result = services.upsert_customers(tenant=self.tenant, rows=rows, source="import")
+            rejected = result.errors
+            self.counts.created += result.created
+            self.counts.updated += result.updated
+            self.counts.unchanged += result.unchanged
+        elif self.mapping.kind == "events":
+            events = services.ingest_events(tenant=self.tenant, rows=rows, source="import")
+            rejected = {r["index"]: r["errors"] for r in events.rejected}
+            self.counts.created += events.accepted
+            self.counts.duplicates += events.duplicates
+        else:
+            orders = services.record_orders(tenant=self.tenant, rows=rows, source="import")
+            rejected = {r["index"]: r["errors"] for r in orders.rejected}
+            self.counts.created += orders.created
+            self.counts.updated += orders.updated
+            self.counts.unchanged += orders.unchanged
+            self.counts.lines += sum(len(item.line_rows) for i, item in enumerate(chunk) if i not in rejected)
+        return rejected
+
+    def _report(self, item: _Item, errors: dict[str, list[str]]) -> None:
+        self.counts.rejected += len(item.sources)
+        self._pending_errors += len(item.sources)
+        if self.mapping.kind == "orders":
+            self.counts.orders_rejected += 1
+        if len(item.sources) == 1:
+            line, cells = item.sources[0]
+            self.report.add(line, errors, cells, self.bound.labels)
+            return
+        # An order of several rows: each line's own errors on its row, the order's on every row.
+        order_errors = {f: m for f, m in errors.items() if not f.startswith("lines.")}
+        per_row: dict[int, dict[str, list[str]]] = {}
+        for f, m in errors.items():
+            parts = f.split(".")
+            if parts[0] == "lines" and len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) < len(item.line_rows):
+                per_row.setdefault(item.line_rows[int(parts[1])], {})[f] = m
+        first_bad = item.sources[min(per_row)][0] if per_row else item.sources[0][0]
+        for row_index, (line, cells) in enumerate(item.sources):
+            row_errors = {**order_errors, **per_row.get(row_index, {})}
+            if not row_errors:
+                row_errors = {"non_field_errors": [_("Another row of this order is invalid (line %(line)s).") % {"line": first_bad}]}
+            self.report.add(line, row_errors, cells, self.bound.labels)
+
+    def _advance(self) -> None:
+        if self.progress is not None and (self._pending_rows or self._pending_errors):
+            self.progress.advance(self._pending_rows, errors=self._pending_errors)
+        self._pending_rows = self._pending_errors = 0
+
+    # -- cells to raw rows
+    def _map(self, cells: list[str], *, skip_lines: bool = False) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]:
+        """(row, line, errors): the raw row the service takes, an order line's fields, date errors."""
+        raw: dict[str, Any] = {}
+        line: dict[str, Any] = {}
+        errors: dict[str, list[str]] = {}
+        width = len(cells)
+        clear_blank = self.mapping.clear_blank and self.mapping.kind == "customers"
+        integer_ids = self.mapping.integer_ids
+        for slot in self.bound.slots:
+            if slot.const is not None:
+                value: Any = slot.const
+            else:
+                value = cells[slot.index].strip() if slot.index < width else ""  # type: ignore[operator]
+            if not value:
+                if not clear_blank:
+                    continue
+            elif "\x00" in value:  # PostgreSQL cannot store it: refuse the row, not the whole chunk
+                errors[slot.target] = [_("Contains a NUL character; is this really a text file?")]
+                continue
+            elif slot.is_date:
+                value = self.dates(value)
+                if value is None:
+                    errors[slot.target] = [self.dates.message()]
+                    continue
+            elif slot.is_id and integer_ids and _FLOAT_ID_RE.match(value):
+                value = value.split(".", 1)[0]
+            if slot.container is None:
+                raw[slot.key] = value
+            elif slot.container == "line":
+                if not skip_lines:
+                    line[slot.key] = value
+            else:
+                raw.setdefault(slot.container, {})[slot.key] = value
+        return raw, line, errors
+
+    def _customer_items(self, records: Iterable[tuple[int, list[str]]]) -> Iterator[_Item]:
+        # The service refuses an id twice in one batch; refusing it twice in one file keeps the
+        # outcome independent of where the chunks happen to be cut.
+        seen: dict[str, int] = {}
+        for line, cells in records:
+            raw, _line, errors = self._map(cells)
+            external_id = raw.get("external_id")
+            if external_id:
+                first = seen.setdefault(external_id, line)
+                if first != line:
+                    errors["external_id"] = [_("Duplicate of line %(line)s: each customer once per file.") % {"line": first}]
+            yield _Item(raw=raw, sources=[(line, cells)], errors=errors or None)
+
+    def _event_items(self, records: Iterable[tuple[int, list[str]]]) -> Iterator[_Item]:
+        # Repeated events (same event_id, or same content without one) are the service's duplicates.
+        for line, cells in records:
+            raw, _line, errors = self._map(cells)
+            yield _Item(raw=raw, sources=[(line, cells)], errors=errors or None)
+
+    def _order_items(self, records: Iterable[tuple[int, list[str]]]) -> Iterator[_Item]:
+        if self.bound.group_index is not None:
+            yield from self._grouped_orders(records)
+            return
+        derive = "external_id" not in self.mapping.fields
+        basis = sorted((s.target, s.index) for s in self.bound.slots if s.index is not None)
+        occurrences: dict[str, int] = {}
+        seen: dict[str, int] = {}
+        for line, cells in records:
+            raw, order_line, errors = self._map(cells)
+            if derive:
+                # No order id in the file: the same cells give the same id, and the n-th copy of
+                # identical rows gets n, so a re-run finds every order it stored before.
+                text = "\x1f".join(f"{t}={cells[i].strip() if i < len(cells) else ''}" for t, i in basis)
+                digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+                occurrences[digest] = n = occurrences.get(digest, 0) + 1
+                raw["external_id"] = f"csv-{digest}-{n}"
+            elif raw.get("external_id"):
+                first = seen.setdefault(raw["external_id"], line)
+                if first != line:
+                    errors["external_id"] = [_("Duplicate of line %(line)s: group_by merges rows of one order.") % {"line": first}]
+            self._order_status(raw)
+            raw["lines"] = [order_line] if order_line else []
+            if self.mapping.default_currency and "currency" not in raw:
+                raw["currency"] = self.mapping.default_currency
+            yield _Item(raw=raw, sources=[(line, cells)], errors=errors or None, line_rows=[0] if order_line else [])
+
+    def _order_status(self, raw: dict[str, Any]) -> None:
+        prefix = self.mapping.cancelled_if_prefix
+        if prefix and str(raw.get("external_id", "")).startswith(prefix):
+            raw["status"] = "cancelled"
+
+    def _grouped_orders(self, records: Iterable[tuple[int, list[str]]]) -> Iterator[_Item]:
+        """Rows sharing the order id become one order; it is emitted at its last row (found in pass 1),
+        so a sorted file holds one order in memory at a time and a shuffled one at most all of them."""
+        gi = self.bound.group_index
+        assert gi is not None
+        last = self.group_last
+        open_groups: dict[str, list[tuple[int, list[str]]]] = {}
+        for index, (line, cells) in enumerate(records):
+            key = cells[gi].strip() if gi < len(cells) else ""
+            if not key:
+                yield self._order_from_rows([(line, cells)])
+                continue
+            rows = open_groups.setdefault(key, [])
+            rows.append((line, cells))
+            if last.get(key, index) <= index:
+                del open_groups[key]
+                yield self._order_from_rows(rows, key=key)
+        for key, rows in open_groups.items():  # only if the file changed between the passes
+            yield self._order_from_rows(rows, key=key)
+
+    def _order_from_rows(self, rows: list[tuple[int, list[str]]], key: str | None = None) -> _Item:
+        raw, _first_line, errors = self._map(rows[0][1], skip_lines=True)
+        if key is not None:
+            raw["external_id"] = key.split(".", 1)[0] if self.mapping.integer_ids and _FLOAT_ID_RE.match(key) else key
+        lines: list[dict[str, Any]] = []
+        line_rows: list[int] = []
+        refs = set()
+        for row_index, (_line, cells) in enumerate(rows):
+            row, order_line, row_errors = self._map(cells)
+            refs.add((row.get("customer_external_id"), row.get("email")))
+            for f, m in row_errors.items():
+                errors.setdefault(f, m)
+            if order_line:
+                lines.append(order_line)
+                line_rows.append(row_index)
+        if len(refs) > 1:
+            errors["customer_external_id"] = [_("The rows of this order name different customers.")]
+        self._order_status(raw)
+        raw["lines"] = lines
+        if self.mapping.default_currency and "currency" not in raw:
+            raw["currency"] = self.mapping.default_currency
+        return _Item(raw=raw, sources=rows, errors=errors or None, line_rows=line_rows)
+
+
+def _refresh_planner_statistics(table: str) -> None:
+    """ANALYZE a table a bulk import has grown, as after any bulk load.
+
+    Without it PostgreSQL plans the next lookups with the old statistics: for a tenant that
+    went from nothing to 50,000 customers within this import, `external_id IN (...)` is planned
+    as "scan all of the tenant's rows" instead of the unique (tenant_id, external_id) index, and
+    every chunk gets slower than the one before. Statistics only: no row is written or locked.
+    """
+    if connection.vendor != "postgresql":
+        return
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '2s'")
+            cursor.execute(f"ANALYZE {table}")  # a constant name from this module
+    except DatabaseError:  # e.g. autovacuum is analyzing it right now: its statistics will do
+        logger.info("ANALYZE %s skipped", table, exc_info=True)
+
+
+def _prefetched(chunks: Iterator[list[_Item]], depth: int = 2) -> Iterator[list[_Item]]:
+    """The chunks, read and mapped in a helper thread while this one waits on the database.
+
+    Reading and mapping are pure Python and touch no database, so they overlap with the
+    services' queries (psycopg2 lets go of the GIL while it waits). At most `depth` chunks wait
+    in the queue; if the consumer stops early, the producer is told to stop too.
+    """
+    done = object()
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    language = translation.get_language()
+
+    def produce() -> None:
+        with translation.override(language):
+            try:
+                for chunk in chunks:
+                    while not stop.is_set():
+                        try:
+                            box.put(chunk, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                box.put(done)
+            except BaseException as exc:  # handed to the consumer, raised there
+                box.put(exc)
+
+    thread = threading.Thread(target=produce, name="csv-import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                box.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.1)
+
+
+def run_import(*, tenant: Tenant, mapping: ImportMapping, opener: Opener, progress: Progress | None = None,
+               chunk_size: int | None = None) -> tuple[dict[str, Any], bytes | None]:
+    """Import a file; returns the summary (counts, sample errors) and the error report CSV, if any rows were refused."""
+    run = ImportRun(tenant=tenant, mapping=mapping, opener=opener, progress=progress, chunk_size=chunk_size)
+    summary = run.run()
+    return summary, run.report.content()
+
+
+def check_import(*, mapping: ImportMapping, opener: Opener) -> FilePreview:
+    """Everything that would stop an import before it writes: encoding, CSV shape, mapped columns."""
+    check_encoding(opener, mapping.encoding)
+    preview = preview_file(opener, encoding=mapping.encoding, delimiter=mapping.delimiter, header=mapping.header)
+    bind(mapping, preview.columns if mapping.header else None, preview.width)
+    return preview
+
+
+# Uploaded files ------------------------------------------------------------------------------
+
+
+def store_upload(*, tenant: Tenant, name: str, content: IO[bytes]) -> str:
+    """Keep an uploaded file in the default storage under imports/<tenant id>/; returns its path."""
+    from django.core.files import File
+
+    safe = get_valid_filename(name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])[:100] or "upload.csv"
+    return default_storage.save(f"imports/{tenant.pk}/{secrets.token_hex(8)}/{safe}", File(content))
+
+
+def upload_opener(*, tenant: Tenant, path: Any) -> Opener:
+    """An opener for a stored upload of this tenant; a path outside imports/<tenant id>/ is refused."""
+    if not isinstance(path, str) or ".." in path.split("/") or not path.startswith(f"imports/{tenant.pk}/"):
+        raise ImportFileError(_("The uploaded file is missing; upload it again."), field="file")
+    if not default_storage.exists(path):
+        raise ImportFileError(_("The uploaded file is missing; upload it again."), field="file")
+    return lambda: default_storage.open(path, "rb")
+
+
+def delete_upload(*, tenant: Tenant, path: Any) -> None:
+    if isinstance(path, str) and path.startswith(f"imports/{tenant.pk}/") and ".." not in path.split("/"):
+        default_storage.delete(path)
+
+
+def run_import_job(job: JobContext, opener: Opener | None = None) -> dict[str, Any]:
+    """The `customers_import` job: params are kind, mapping, file_name and path (a stored upload) or an opener."""
+    params = job.params
+    mapping = parse_mapping(params.get("kind"), params.get("mapping"))
+    path = params.get("path")
+    if opener is None:
+        opener = upload_opener(tenant=job.tenant, path=path)
+    chunk_size = params.get("chunk_size") if isinstance(params.get("chunk_size"), int) else None
+    try:
+        summary, report = run_import(tenant=job.tenant, mapping=mapping, opener=opener, progress=job, chunk_size=chunk_size)
+    except ImportStopped as exc:
+        if exc.report:
+            job.save_file(f"import-errors-{job.job.pk}.csv", exc.report)
+        job.job.result = exc.summary  # JobContext.fail() saves the whole row, so the counts so far survive
+        raise
+    summary["file"] = params.get("file_name", "")
+    summary["error_file"] = bool(report)
+    if report:
+        job.save_file(f"import-errors-{job.job.pk}.csv", report)
+    delete_upload(tenant=job.tenant, path=path)  # personal data: kept no longer than the import needs it
+    return summary
