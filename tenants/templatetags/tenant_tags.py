@@ -1,5 +1,6 @@
 from django import template
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from tenants.jobs import job_label as _job_label
 
@@ -13,12 +14,12 @@ def job_label(kind: str) -> str:
 
 _RESULT_LABELS = {
     "rows": _("Rows"),
-    "created": _("Created"),
-    "updated": _("Updated"),
-    "unchanged": _("Unchanged"),
-    "rejected": _("Rejected"),
+    "created": pgettext_lazy("count of rows", "Created"),
+    "updated": pgettext_lazy("count of rows", "Updated"),
+    "unchanged": pgettext_lazy("count of rows", "Unchanged"),
+    "rejected": pgettext_lazy("count of rows", "Rejected"),
     "duplicates": _("Duplicates"),
-    "accepted": _("Accepted"),
+    "accepted": pgettext_lazy("count of rows", "Accepted"),
     "kind": _("Kind"),
     "seconds": _("Seconds"),
     "rows_per_second": _("Rows per second"),
