@@ -32,7 +32,7 @@ def _fingerprint(tenant: Tenant) -> dict[str, Any]:
         "names": list(customers.order_by("external_id").values_list("first_name", "last_name", "kind", "tags", "attributes")),
         "orders": list(orders.order_by("external_id").values_list("external_id", "total", "status", "ordered_at")),
         "events": Event.objects.for_tenant(tenant).count(),
-        "event_ids": set(Event.objects.for_tenant(tenant).values_list("event_id", flat=True)[:50]),
+        "event_ids": list(Event.objects.for_tenant(tenant).order_by("event_id").values_list("event_id", flat=True)[:50]),
         "consents": Counter(Consent.objects.for_tenant(tenant).values_list("channel", "purpose", "status")),
     }
 
