@@ -218,11 +218,10 @@ def _save_form(tenant: Tenant, form: LeadForm) -> LeadForm:
     return form
 
 
-@transaction.atomic
-def create_lead_form(
-    *,
+def _assign(
     tenant: Tenant,
-    actor: Actor,
+    form: LeadForm,
+    *,
     name: str,
     slug: str,
     shown_fields: list[str],
@@ -232,48 +231,35 @@ def create_lead_form(
     consent_purposes: list[str],
     success_message: str = "",
     is_active: bool = True,
-    ip: str | None = None,
 ) -> LeadForm:
-    form = LeadForm(
-        tenant=tenant, name=name.strip(), slug=slug.strip(), fields=_field_specs(tenant, shown_fields, required_fields),
-        consent_text=_normalize_text(consent_text), consent_version=consent_version.strip(),
-        consent_purposes=_clean_purposes(consent_purposes), success_message=success_message.strip(), is_active=is_active,
-    )
+    """Normalise and set a form's editable fields (create and update share this)."""
+    form.name, form.slug = name.strip(), slug.strip()
+    form.fields = _field_specs(tenant, shown_fields, required_fields)
+    form.consent_text, form.consent_version = _normalize_text(consent_text), consent_version.strip()
+    form.consent_purposes = _clean_purposes(consent_purposes)
+    form.success_message, form.is_active = success_message.strip(), is_active
+    return form
+
+
+@transaction.atomic
+def create_lead_form(*, tenant: Tenant, actor: Actor, ip: str | None = None, **fields: Any) -> LeadForm:
+    form = _assign(tenant, LeadForm(tenant=tenant), **fields)
     _save_form(tenant, form)
     record_audit(tenant=tenant, actor=actor, action="leadform.created", target=form, metadata={"slug": form.slug}, ip=ip)
     return form
 
 
 @transaction.atomic
-def update_lead_form(
-    *,
-    tenant: Tenant,
-    actor: Actor,
-    form: LeadForm,
-    name: str,
-    slug: str,
-    shown_fields: list[str],
-    required_fields: list[str],
-    consent_text: str,
-    consent_version: str,
-    consent_purposes: list[str],
-    success_message: str = "",
-    is_active: bool = True,
-    ip: str | None = None,
-) -> LeadForm:
+def update_lead_form(*, tenant: Tenant, actor: Actor, form: LeadForm, ip: str | None = None, **fields: Any) -> LeadForm:
     form = LeadForm.objects.for_tenant(tenant).select_for_update().get(pk=form.pk)
-    consent_text, consent_version = _normalize_text(consent_text), consent_version.strip()
-    if consent_text != _normalize_text(form.consent_text) and consent_version == form.consent_version:
+    old_text, old_version = _normalize_text(form.consent_text), form.consent_version
+    before = {"slug": form.slug, "consent_version": form.consent_version, "is_active": form.is_active}
+    _assign(tenant, form, **fields)
+    if form.consent_text != old_text and form.consent_version == old_version:
         raise DomainError(
             _("The consent text changed: give it a new version, so that the consent records tell the texts apart."),
             field="consent_version",
         )
-    before = {"slug": form.slug, "consent_version": form.consent_version, "is_active": form.is_active}
-    form.name, form.slug = name.strip(), slug.strip()
-    form.fields = _field_specs(tenant, shown_fields, required_fields)
-    form.consent_text, form.consent_version = consent_text, consent_version
-    form.consent_purposes = _clean_purposes(consent_purposes)
-    form.success_message, form.is_active = success_message.strip(), is_active
     _save_form(tenant, form)
     changed = {k: [str(v), str(getattr(form, k))] for k, v in before.items() if getattr(form, k) != v}
     record_audit(tenant=tenant, actor=actor, action="leadform.updated", target=form, metadata=changed, ip=ip)

@@ -37,7 +37,7 @@ def list_customers(*, tenant: Tenant, filters: CustomerFilters | None = None) ->
         customers = customers.with_tag(filters.tag.strip().lower())
     if filters.attribute and "=" in filters.attribute:
         key, value = filters.attribute.split("=", 1)
-        customers = customers.with_attribute(key.strip(), _attribute_value(tenant, key.strip(), value.strip()))
+        customers = customers.with_attribute(key.strip(), typed_attribute_value(tenant=tenant, key=key.strip(), value=value.strip()))
     if filters.company_id:
         customers = customers.filter(company_id=filters.company_id)
     if filters.q:
@@ -45,7 +45,7 @@ def list_customers(*, tenant: Tenant, filters: CustomerFilters | None = None) ->
     return customers.order_by("-id")
 
 
-def _attribute_value(tenant: Tenant, key: str, value: str) -> Any:
+def typed_attribute_value(*, tenant: Tenant, key: str, value: str) -> Any:
     """Filter values typed like the attribute's definition, so "42" finds the number 42."""
     definition = AttributeDefinition.objects.for_tenant(tenant).filter(key=key).first()
     if definition is None:

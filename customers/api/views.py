@@ -16,6 +16,7 @@ from customers import services
 from customers.api import serializers as s
 from customers.intake import MAX_BATCH, RowInvalid
 from customers.models import Consent, Customer, Event, Order, OrderLine
+from customers.selectors import typed_attribute_value
 from tenants.api.base import TenantScopedViewSet
 
 
@@ -39,6 +40,12 @@ def _batch(request: Request, key: str) -> tuple[list[Any], bool]:
     return [data], False
 
 
+def _batch_answer(summary: dict[str, Any], rejected: int, rows: list[Any]) -> Response:
+    """A batch is a 400 only when every row was rejected; otherwise the good rows were stored."""
+    code = status.HTTP_400_BAD_REQUEST if rejected == len(rows) else status.HTTP_200_OK
+    return Response(summary, status=code)
+
+
 class CustomerFilter(django_filters.FilterSet):
     email = django_filters.CharFilter(method="filter_email")
     external_id = django_filters.CharFilter()
@@ -60,9 +67,7 @@ class CustomerFilter(django_filters.FilterSet):
         key, sep, raw = value.partition(":")
         if not sep or not key:
             raise ValidationError({"attribute": ["Use key:value."]})
-        from customers.selectors import _attribute_value
-
-        return queryset.with_attribute(key, _attribute_value(self.request.tenant, key, raw))
+        return queryset.with_attribute(key, typed_attribute_value(tenant=self.request.tenant, key=key, value=raw))
 
 
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
@@ -101,8 +106,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
         """Upsert up to 1,000 customers by external_id; invalid rows are reported, valid ones stored."""
         rows, _ = _batch(request, "customers")
         result = services.upsert_customers(tenant=request.tenant, rows=rows)
-        code = status.HTTP_400_BAD_REQUEST if len(result.errors) == len(rows) else status.HTTP_200_OK
-        return Response(result.as_dict(), status=code)
+        return _batch_answer(result.as_dict(), len(result.errors), rows)
 
     @extend_schema(methods=["GET"], responses=s.ConsentLedgerSerializer)
     @extend_schema(methods=["POST"], request=s.ConsentInputSerializer, responses={201: s.ConsentSerializer})
@@ -169,8 +173,7 @@ class EventViewSet(mixins.ListModelMixin, TenantScopedViewSet):
         result = services.ingest_events(tenant=request.tenant, rows=rows)
         if not is_batch and result.rejected:
             return Response(result.rejected[0]["errors"], status=status.HTTP_400_BAD_REQUEST)
-        code = status.HTTP_400_BAD_REQUEST if len(result.rejected) == len(rows) else status.HTTP_200_OK
-        return Response(result.as_dict(), status=code)
+        return _batch_answer(result.as_dict(), len(result.rejected), rows)
 
 
 class OrderFilter(django_filters.FilterSet):
@@ -208,9 +211,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
                 return Response(result.rejected[0]["errors"], status=status.HTTP_400_BAD_REQUEST)
             order = next(iter(result.orders.values()))
             code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-            return Response(s.OrderSerializer(Order.objects.for_tenant(request.tenant).prefetch_related(
-                Prefetch("lines", queryset=OrderLine.objects.unscoped())).get(pk=order.pk)).data, status=code)
-        code = status.HTTP_400_BAD_REQUEST if len(result.rejected) == len(rows) else status.HTTP_200_OK
-        return Response(result.as_dict(), status=code)
+            return Response(s.OrderSerializer(self.get_queryset().get(pk=order.pk)).data, status=code)
+        return _batch_answer(result.as_dict(), len(result.rejected), rows)
 
 
