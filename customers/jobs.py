@@ -15,9 +15,13 @@ from django.utils.translation import gettext_lazy
 from b2p_platform.exceptions import DomainError
 from customers import imports, selectors
 from customers.forms import CustomerFilterForm
+from customers.models import Segment
+from customers.segments import freshness
+from customers.segments import jobs as segment_jobs  # noqa: F401  (registers the segment job kinds)
 from tenants.jobs import JobContext, register_job
 from tenants.roles import Perm
 from tenants.selectors import iter_in_batches
+from tenants.services import start_job
 
 EXPORT_COLUMNS = (
     "external_id", "email", "phone", "first_name", "last_name", "kind", "company.external_id", "company.name",
@@ -29,7 +33,11 @@ EXPORT_COLUMNS = (
 @register_job("customers_import", permission=Perm.RUN_JOBS, label=gettext_lazy("Import (CSV)"))
 def import_csv(job: JobContext) -> dict[str, Any]:
     """params: kind (customers, orders, events), mapping (see customers/imports.py), path of the upload, file_name."""
-    return imports.run_import_job(job)
+    with freshness.suspended():
+        result = imports.run_import_job(job)
+    if Segment.objects.for_tenant(job.tenant).exists():
+        start_job(tenant=job.tenant, actor=None, kind="segments_rebuild", params={"after_import": job.job.pk})
+    return result
 
 
 def export_filters(params: Any) -> selectors.CustomerFilters:

@@ -99,5 +99,23 @@ def seed_customer_data(tenant: Tenant) -> dict[str, Any]:
     customer_services.record_consent(tenant=tenant, customer=anna, channel="email", purpose="marketing", status="granted", source="api")
     form = LeadForm.objects.create(tenant=tenant, name="Newsletter", slug="newsletter", consent_text="Yes, email me.",
                                    fields=[{"key": "email", "label": "Email", "type": "email", "required": True}])
-    return {"customer": anna, "buyer": result.objects[1], "lead_form": form,
+    segment = _seed_segment(tenant, anna)
+    return {"customer": anna, "buyer": result.objects[1], "lead_form": form, "segment": segment,
             "customer_obj_ids": list(Customer.objects.for_tenant(tenant).values_list("pk", flat=True))}
+
+
+def _seed_segment(tenant: Tenant, customer: Any) -> Any:
+    """A rule segment with its membership, history and size, and a scored customer with model runs."""
+    from customers.models import CustomerScore, PredictionRun, Segment
+    from customers.segments import membership
+
+    segment = Segment.objects.create(
+        tenant=tenant, name="VIP buyers", definition={"match": "all", "conditions": [
+            {"type": "profile", "field": "tags", "op": "contains", "value": "vip"}]}, depends_on=["profile"],
+    )
+    membership.rebuild_segment(tenant=tenant, segment_id=segment.pk)
+    CustomerScore.objects.create(tenant=tenant, customer=customer, recency_days=3, frequency=1, monetary=10, r_score=5,
+                                 f_score=1, m_score=1, rfm_group="new", cluster=0, churn_probability=0.2)
+    PredictionRun.objects.create(tenant=tenant, model="churn", method="recency_rule", is_fallback=True,
+                                 reason=f"{tenant.slug} history too short", n_customers=1)
+    return segment

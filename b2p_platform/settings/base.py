@@ -218,6 +218,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.purge_unconfirmed_lead_submissions",
         "schedule": crontab(hour=3, minute=41),
     },
+    # Time-window conditions ("in the last 30 days") drift without any write; reconcile hourly.
+    "rebuild-segments": {
+        "task": "customers.tasks.rebuild_all_segments",
+        "schedule": crontab(minute=23),
+    },
+    # Predictions and the built-in segments over them (RFM, clusters, churn, value), nightly.
+    "refresh-predictions": {
+        "task": "customers.tasks.refresh_all_predictions",
+        "schedule": crontab(hour=2, minute=5),
+    },
 }
 JOB_STALL_AFTER_SECONDS = env.int("JOB_STALL_AFTER_SECONDS", default=60 * 60)
 
@@ -255,6 +265,9 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "tenants.models.JobRun.Status",
         "OrderStatusEnum": "customers.models.Order.Status",
         "ConsentStatusEnum": "customers.models.Consent.Status",
+        "SegmentKindEnum": "customers.models.Segment.Kind",
+        "SegmentStatusEnum": "customers.models.Segment.Status",
+        "CustomerKindEnum": "customers.models.Customer.Kind",
     },
 }
 

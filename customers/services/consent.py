@@ -10,6 +10,7 @@ from django.utils.timezone import now
 
 from b2p_platform.exceptions import DomainError
 from customers.models import Consent, Customer
+from customers.segments import freshness
 from tenants.models import Tenant
 
 
@@ -35,10 +36,12 @@ def record_consent(
                                  ("status", status, Consent.Status), ("source", source, Consent.Source)):
         if value not in choices.values:
             raise DomainError(f"Choose one of {', '.join(choices.values)}.", field=name)
-    return Consent.objects.create(
+    entry = Consent.objects.create(
         tenant=tenant, customer=customer, channel=channel, purpose=purpose, status=status, source=source,
         source_detail=source_detail[:200], text_version=text_version[:64], ip=ip, occurred_at=occurred_at or now(),
     )
+    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=[customer.pk], kinds=["consent"])
+    return entry
 
 
 def current_consents(*, tenant: Tenant, customer: Customer) -> dict[tuple[str, str], Consent]:

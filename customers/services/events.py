@@ -13,6 +13,7 @@ from django.utils.timezone import now
 
 from customers.intake import MAX_BATCH, RowInvalid, clean_event
 from customers.models import Customer, Event
+from customers.segments import freshness
 from customers.services.profiles import ensure_customers
 from tenants.models import Tenant
 
@@ -79,6 +80,9 @@ def ingest_events(*, tenant: Tenant, rows: list[Any], source: str = "api") -> In
     result.accepted = len(inserted)
     result.duplicates += len(ready) - len(inserted)
     _touch_seen(tenant, [(cid, e["occurred_at"]) for e, cid in ready if e["event_id"] in inserted])
+    stored = [(e["type"], cid) for e, cid in ready if e["event_id"] in inserted]
+    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=[cid for _t, cid in stored],
+                                kinds={"seen", *(f"event:{t}" for t, _cid in stored)})
     result.rejected.sort(key=lambda r: r["index"])
     return result
 

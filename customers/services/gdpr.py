@@ -17,7 +17,19 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils.timezone import now
 
-from customers.models import Consent, Customer, ErasureTombstone, Event, LeadSubmission, Order, OrderLine
+from customers.models import (
+    Consent,
+    Customer,
+    CustomerScore,
+    ErasureTombstone,
+    Event,
+    LeadSubmission,
+    Order,
+    OrderLine,
+    SegmentChange,
+    SegmentMembership,
+)
+from customers.segments import freshness
 from customers.services.profiles import identifier_hash
 from tenants.models import Tenant
 from tenants.services import Actor, record_audit
@@ -115,6 +127,10 @@ def erase_customer(*, tenant: Tenant, actor: Actor, customer: Customer, ip: str 
     customer.search_text = ""
     customer.erased_at = customer.updated_at = now()
     customer.save()
+    # Predictions about the person go; memberships leave through the normal refresh, which
+    # writes their "left" history (every segment excludes erased people).
+    CustomerScore.objects.for_tenant(tenant).filter(customer=customer).delete()
+    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=[customer.pk], kinds=["*"])
     record_audit(tenant=tenant, actor=actor, action="customer.erased", target=customer, ip=ip)
     return customer
 
@@ -131,3 +147,21 @@ def purge_expired_events(*, tenant: Tenant, batch_size: int = 20_000) -> int:
             return deleted
         count, _ = Event.objects.for_tenant(tenant).filter(pk__in=ids).delete()
         deleted += count
+
+
+@register_export_section("segments")
+def _segments(tenant: Tenant, customer: Customer) -> dict[str, Any]:
+    current = SegmentMembership.objects.for_tenant(tenant).filter(customer=customer).order_by("entered_at")
+    history = SegmentChange.objects.for_tenant(tenant).filter(customer=customer).order_by("at", "id")
+    return {
+        "current": list(current.values("segment__name", "entered_at")),
+        "history": list(history.values("segment__name", "change", "at")),
+    }
+
+
+@register_export_section("predictions")
+def _predictions(tenant: Tenant, customer: Customer) -> dict[str, Any] | None:
+    score = CustomerScore.objects.for_tenant(tenant).filter(customer=customer).values(
+        "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score", "rfm_group", "cluster",
+        "churn_probability", "expected_purchases", "expected_value", "prob_alive", "updated_at").first()
+    return score

@@ -10,6 +10,7 @@ from django.utils.timezone import now
 
 from customers.intake import MAX_BATCH, RowInvalid, clean_order
 from customers.models import Order, OrderLine
+from customers.segments import freshness
 from customers.services.events import resolve_customer_refs
 from tenants.models import Tenant
 
@@ -78,5 +79,7 @@ def record_orders(*, tenant: Tenant, rows: list[Any], source: str = "api") -> Or
     if changed:
         Order.objects.for_tenant(tenant).bulk_update(changed, ["status", "total", "currency", "ordered_at", "updated_at"], batch_size=500)
         result.updated = len(changed)
+    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=[o.customer_id for _i, o, _l in new_orders] + [o.customer_id for o in changed],
+                                kinds=["order"])
     result.rejected.sort(key=lambda r: r["index"])
     return result

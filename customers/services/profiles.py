@@ -14,6 +14,7 @@ from django.utils.timezone import now
 from b2p_platform.exceptions import ConflictError, DomainError
 from customers.intake import RowInvalid, clean_customer
 from customers.models import AttributeDefinition, Company, Customer, ErasureTombstone
+from customers.segments import freshness
 from tenants.models import Tenant
 
 PROFILE_FIELDS = ("kind", "email", "phone", "first_name", "last_name", "locale", "timezone", "company_role", "tags", "attributes")
@@ -180,6 +181,8 @@ def upsert_customers(*, tenant: Tenant, rows: list[dict[str, Any]], source: str 
         result.created = len(to_create)
     if to_update:
         Customer.objects.for_tenant(tenant).bulk_update(to_update, sorted(update_fields), batch_size=500)
+    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=[c.pk for _i, c in to_create] + [c.pk for c in to_update],
+                                kinds=["profile"])
     return result
 
 
@@ -248,7 +251,9 @@ def ensure_customers(*, tenant: Tenant, external_ids: set[str]) -> dict[str, int
                 )
         except IntegrityError:  # pragma: no cover - ignore_conflicts covers the unique index
             pass
-        found.update(_ids_by_external_id(tenant, set(fresh)))
+        created = _ids_by_external_id(tenant, set(fresh))
+        found.update(created)
+        freshness.customers_changed(tenant_id=tenant.pk, customer_ids=created.values(), kinds=["profile"])
     return found
 
 

@@ -1,0 +1,1 @@
+"""Segments: definitions compiled to SQL, stored memberships kept fresh, and their history."""
