@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("healthz", health.healthz, name="healthz"),
     path("t/<slug:tenant_slug>/customers/", include("customers.urls")),
+    path("t/<slug:tenant_slug>/segments/", include("customers.segment_urls")),
     path("f/", include("customers.public_urls")),
     path("", include("tenants.urls")),
 ]

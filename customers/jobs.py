@@ -49,9 +49,10 @@ def export_filters(params: Any) -> selectors.CustomerFilters:
         raise DomainError(_("The export filters are invalid: %(errors)s") % {"errors": form.errors.as_text()}, field="filters")
     known = {f.name for f in dataclasses.fields(selectors.CustomerFilters)}
     values = {k: v for k, v in form.cleaned_data.items() if v and k in known}
-    company_id = raw.get("company_id")
-    if isinstance(company_id, int) and not isinstance(company_id, bool):
-        values["company_id"] = company_id
+    for key in ("company_id", "segment_id"):
+        value = raw.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            values[key] = value
     return selectors.CustomerFilters(**values)
 
 

@@ -22,6 +22,7 @@ class CustomerFilters:
     tag: str = ""
     attribute: str = ""  # key=value
     company_id: int | None = None
+    segment_id: int | None = None
     include_erased: bool = False
 
 
@@ -40,6 +41,11 @@ def list_customers(*, tenant: Tenant, filters: CustomerFilters | None = None) ->
         customers = customers.with_attribute(key.strip(), typed_attribute_value(tenant=tenant, key=key.strip(), value=value.strip()))
     if filters.company_id:
         customers = customers.filter(company_id=filters.company_id)
+    if filters.segment_id:
+        from customers.models import SegmentMembership
+
+        members = SegmentMembership.objects.for_tenant(tenant).filter(segment_id=filters.segment_id).values("customer_id")
+        customers = customers.filter(pk__in=members)
     if filters.q:
         customers = customers.search(filters.q)
     return customers.order_by("-id")

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
-from customers.models import AttributeDefinition, Company, Customer, LeadForm
+from customers.models import AttributeDefinition, Company, Customer, LeadForm, Segment
 from tenants.models import ApiKey, Invitation, JobRun, Membership, Tenant
 from tenants.scoping import TenantOwnedModel, TenantScopeError
 
@@ -51,6 +51,7 @@ KWARG_MODELS: dict[str, type[models.Model]] = {
     "company_id": Company,
     "attribute_id": AttributeDefinition,
     "form_id": LeadForm,
+    "segment_id": Segment,
 }
 
 

@@ -125,7 +125,7 @@ class CustomerScore(TenantOwnedModel):
     r_score = models.PositiveSmallIntegerField(null=True, blank=True)
     f_score = models.PositiveSmallIntegerField(null=True, blank=True)
     m_score = models.PositiveSmallIntegerField(null=True, blank=True)
-    rfm_group = models.CharField(max_length=32, blank=True)
+    rfm_group = models.CharField(max_length=32, blank=True, default="", db_default="")
     cluster = models.SmallIntegerField(null=True, blank=True)
     churn_probability = models.FloatField(null=True, blank=True)
     expected_purchases = models.FloatField(null=True, blank=True)

@@ -18,6 +18,8 @@ from django.views import View
 from b2p_platform.exceptions import DomainError
 from customers import selectors, services
 from customers.forms import AttributeDefinitionForm, CustomerFilterForm, EraseForm
+from customers.segments import predictions
+from customers.segments import selectors as segment_selectors
 from tenants.roles import Perm
 from tenants.views.base import TenantViewMixin, add_domain_error, client_ip, keyset_page
 
@@ -55,6 +57,9 @@ class CustomerDetailView(TenantViewMixin, View):
         context["consents"] = services.consent_state(tenant=self.tenant, customer=customer)
         context["summary"] = selectors.customer_order_summary(tenant=self.tenant, customer=customer)
         context["erase_form"] = EraseForm()
+        context["segments"] = segment_selectors.customer_segments(tenant=self.tenant, customer=customer)
+        context["score"] = segment_selectors.get_customer_score(tenant=self.tenant, customer=customer)
+        context["excluded"] = predictions.is_excluded(tenant=self.tenant, customer=customer)
         return render(request, "customers/customer_detail.html", context)
 
 
