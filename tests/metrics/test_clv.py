@@ -17,6 +17,7 @@ from django.core.management.base import CommandError
 from scipy import special
 
 from metrics import clv
+from metrics.clv import bgnbd, gamma_gamma
 from metrics.management.commands import evaluate_predictions
 
 CDNOW = Path(settings.BASE_DIR).parent / "shared" / "datasets" / "cdnow" / "CDNOW_sample.txt"
@@ -78,7 +79,7 @@ def test_bgnbd_gradient_matches_finite_differences() -> None:
     params = np.array([0.4, 5.0, 0.9, 2.0])
 
     # when
-    _ll, grad = clv._bgnbd_terms(*params, x, t_x, T, gradient=True)
+    _ll, grad = bgnbd._bgnbd_terms(*params, x, t_x, T, gradient=True)
 
     # then
     for i in range(4):
@@ -179,7 +180,7 @@ def test_gamma_gamma_gradient_matches_finite_differences() -> None:
     params = np.array([5.0, 3.0, 12.0])
 
     # when
-    _ll, grad = clv._gamma_gamma_terms(*params, x, m, gradient=True)
+    _ll, grad = gamma_gamma._gamma_gamma_terms(*params, x, m, gradient=True)
 
     # then
     for i in range(3):
@@ -263,18 +264,26 @@ def test_evaluate_predictions_prints_the_evaluation(cdnow_like: Path) -> None:
 
     text = out.getvalue()
     assert "calibration to 1997-09-30 (39 weeks)" in text
-    for label in ("BG/NBD expectation", "rate model (x/T)", "ranked by predicted value", "ranked by RFM score", "published"):
+    for label in ("BG/NBD expectation", "BG/NBD predictive median", "rate model (x/T)", "ranked by predicted value",
+                  "ranked by RFM score", "published", "Against the targets", "Definitions"):
         assert label in text
+    assert "predictive median" in text.split("Against the targets")[1].split("\n\n")[0]  # says which point prediction
+    assert "<- MAE point prediction" in text and "<- aggregate forecast" in text
 
 
 def test_evaluate_predictions_json_holds_every_figure(cdnow_like: Path) -> None:
     out = StringIO()
 
-    call_command("evaluate_predictions", "--cdnow", str(cdnow_like), "--json", stdout=out)
+    call_command("evaluate_predictions", "--cdnow", str(cdnow_like), "--json", "--bootstrap", "50", stdout=out)
 
     result = json.loads(out.getvalue())
     assert result["customers"] == 800
-    assert set(result["purchases"]) >= {"bgnbd", "rate_model"}
+    assert set(result["purchases"]) >= {"bgnbd", "bgnbd_median", "rate_model", "zero"}
+    assert result["mae_point_prediction"] == "bgnbd_median"
+    assert set(result["definitions"]) >= {"purchase", "predicted_value", "mae_point_prediction", "aggregate_forecast"}
+    assert result["top_revenue_capture_bootstrap"]["resamples"] == 50
+    low, high = result["top_revenue_capture_bootstrap"]["clv"]
+    assert low <= high
     assert result["purchases"]["bgnbd"]["mae"] < result["purchases"]["rate_model"]["mae"]
     assert 0 < result["top_revenue_capture"]["clv"] <= result["top_revenue_capture"]["oracle"] <= 1
     assert 0 < result["top_revenue_capture"]["rfm"] <= 1
@@ -305,20 +314,23 @@ def test_evaluate_predictions_exits_non_zero_for_a_missing_file(tmp_path: Path, 
 @pytest.mark.skipif(not CDNOW.exists(), reason=f"{CDNOW} is not present")
 def test_cdnow_reproduces_published_parameters_and_quality_targets() -> None:
     # when: weeks 1-39 fitted, weeks 40-78 forecast
-    result = clv.evaluate_holdout(clv.read_cdnow(CDNOW), calibration_weeks=39)
+    result = clv.evaluate_holdout(clv.read_cdnow(CDNOW), calibration_weeks=39, bootstrap_resamples=0)
 
-    # then: Fader, Hardie & Lee (2005)
+    # then: the papers' aggregation (one purchase per customer-day) and Fader, Hardie & Lee (2005)
+    assert (result["records"], result["purchase_days"], result["calibration_repeat_purchases"]) == (6919, 6696, 2457)
     assert (result["customers"], result["repeat_customers"]) == (2357, 946)
     for family in ("bgnbd", "gamma_gamma"):
         for name, published in result["published"][family].items():
             assert result[family][name] == pytest.approx(published, abs=0.01), (family, name)
     purchases = result["purchases"]
     assert purchases["rate_model"]["mae"] == pytest.approx(1.02, abs=0.01)
-    # The predictive median is the model's forecast for absolute error and meets the 0.78 target;
+    # The predictive median is the point forecast for absolute error and meets the 0.78 target;
     # the conditional expectation (0.785) beats the rate model and predicting zero but not 0.78.
+    assert result["mae_point_prediction"] == "bgnbd_median"
     assert purchases["bgnbd_median"]["mae"] <= 0.78
     assert purchases["bgnbd"]["mae"] < min(0.79, purchases["zero"]["mae"], purchases["rate_model"]["mae"])
     capture = result["top_revenue_capture"]
     assert capture["rfm"] == pytest.approx(0.68, abs=0.01)
-    # The issue's target is 0.70; BG/NBD x Gamma-Gamma gets 0.663 here (see the report on the issue).
-    assert capture["clv"] >= 0.65
+    # The issue's target is 0.70; BG/NBD x Gamma-Gamma gets 0.663 here, within sampling noise of
+    # RFM's 0.679 (see the report on the issue). Pinned so a change in definitions shows up.
+    assert capture["clv"] == pytest.approx(0.663, abs=0.005)
