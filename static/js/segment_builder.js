@@ -103,13 +103,16 @@
       parts.push(type);
       if (cond.op === "at_least" || cond.op === "fewer_than") {
         parts.push(input(L.times, "number", cond.count, function (v) { cond.count = parseInt(v, 10); changed(); }));
+        parts.push(el("span", {text: L.times}));
       }
+      parts.push(el("span", {text: L.within}));
       parts.push(input(L.within, "number", cond.within_days, function (v) { cond.within_days = v === "" ? null : parseInt(v, 10); changed(); }));
     } else if (cond.type === "order") {
       parts.push(select(L.value, meta.order_measures, cond.measure, function (v) { cond.measure = v; if (v === "days_since_last") { delete cond.within_days; } changed(); }));
       parts.push(select(L.match, opsFor(meta.order_ops), cond.op, function (v) { cond.op = v; changed(); }));
       parts.push(input(L.value, "number", cond.value, function (v) { cond.value = asNumber(v); changed(); }));
       if (cond.measure !== "days_since_last") {
+        parts.push(el("span", {text: L.within}));
         parts.push(input(L.within, "number", cond.within_days, function (v) { cond.within_days = v === "" ? null : parseInt(v, 10); changed(); }));
       }
     } else if (cond.type === "segment") {
