@@ -25,11 +25,13 @@ purpose on the channel or on "all channels", as customers.services.consent.allow
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -380,6 +382,12 @@ class _Compiler:
         self.customer_ids = customer_ids
         self.now = now
 
+    @staticmethod
+    def absent(queryset: QuerySet[Any]) -> Q:
+        """Customers with no row in `queryset`: NOT EXISTS, which PostgreSQL runs as a hash anti-join
+        (NOT IN over a large set falls back to a per-row rescan once the set outgrows work_mem)."""
+        return Q(~Exists(queryset.filter(customer_id=OuterRef("pk"))))
+
     def narrow(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.customer_ids is not None:
             return queryset.filter(customer_id__in=self.customer_ids)
@@ -419,8 +427,8 @@ class _Compiler:
     def _profile(self, node: dict[str, Any]) -> Q:
         name, op, value = node["field"], node["op"], node["value"]
         if name == "tags":
-            tagged = Customer.objects.for_tenant(self.tenant).with_tag(value).values("pk")
-            return Q(pk__in=tagged) if op == "contains" else ~Q(pk__in=tagged)
+            tagged = Customer.objects.for_tenant(self.tenant).with_tag(value)
+            return Q(pk__in=tagged.values("pk")) if op == "contains" else ~Q(pk__in=tagged.filter(pk=OuterRef("pk")).values("pk"))
         if name == "kind" and op in ("eq", "neq", "in"):
             q = Q(kind__in=value) if op == "in" else Q(kind=value)
             return ~q if op == "neq" else q
@@ -461,7 +469,7 @@ class _Compiler:
             customer_id=OuterRef("customer_id"), purpose=purpose, channel__in=channels,
         ).filter(Q(occurred_at__gt=OuterRef("occurred_at")) | Q(occurred_at=OuterRef("occurred_at"), id__gt=OuterRef("id")))
         if status == "unknown":
-            return ~Q(pk__in=relevant.values("customer_id"))
+            return self.absent(relevant)
         latest = relevant.filter(status=status).filter(~Exists(later))
         return Q(pk__in=latest.values("customer_id"))
 
@@ -471,9 +479,8 @@ class _Compiler:
             events = events.filter(occurred_at__gte=self.now - timedelta(days=node["within_days"]))
         threshold = node.get("count", 1) if node["op"] in ("at_least", "fewer_than") else 1
         if threshold <= 1:
-            who = events.values("customer_id")
-        else:
-            who = events.values("customer_id").annotate(n=Count("id")).filter(n__gte=threshold).values("customer_id")
+            return Q(pk__in=events.values("customer_id")) if node["op"] in ("did", "at_least") else self.absent(events)
+        who = events.values("customer_id").annotate(n=Count("id")).filter(n__gte=threshold).values("customer_id")
         return Q(pk__in=who) if node["op"] in ("did", "at_least") else ~Q(pk__in=who)
 
     def _order(self, node: dict[str, Any]) -> Q:
@@ -489,7 +496,7 @@ class _Compiler:
                 return Q(pk__in=since_edge)
             bought = orders.values("customer_id") if op != "eq" else orders.filter(
                 ordered_at__gt=edge - timedelta(days=1)).values("customer_id")
-            return Q(pk__in=bought) & ~Q(pk__in=since_edge)
+            return Q(pk__in=bought) & self.absent(orders.filter(**{after: edge}))
         if node.get("within_days"):
             orders = orders.filter(ordered_at__gte=self.now - timedelta(days=node["within_days"]))
         aggregate = Count("id") if measure == "count" else Sum("total")
@@ -510,17 +517,26 @@ class _Compiler:
         scores = self.narrow(CustomerScore.objects.for_tenant(self.tenant))
         if op in ("is_set", "is_not_set"):
             having = scores.exclude(rfm_group="") if name == "rfm_group" else scores.filter(**{f"{name}__isnull": False})
-            q = Q(pk__in=having.values("customer_id"))
-            return q if op == "is_set" else ~q
+            return Q(pk__in=having.values("customer_id")) if op == "is_set" else self.absent(having)
         if op == "neq":
-            return ~Q(pk__in=scores.filter(**{name: value}).values("customer_id"))
+            return self.absent(scores.filter(**{name: value}))
         matching = scores.filter(self._field(name, op, value, is_text=False))
         return Q(pk__in=matching.values("customer_id"))
 
     def _segment(self, node: dict[str, Any]) -> Q:
         members = self.narrow(SegmentMembership.objects.for_tenant(self.tenant).filter(segment_id=node["segment_id"]))
-        q = Q(pk__in=members.values("customer_id"))
-        return q if node["op"] == "in" else ~q
+        return Q(pk__in=members.values("customer_id")) if node["op"] == "in" else self.absent(members)
+
+
+@contextmanager
+def query_settings() -> Iterator[None]:
+    """Run segment queries in a transaction with room to hash large id sets (NOT IN over an
+    aggregate: "fewer than N times", "spent less than X")."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '256MB'")
+        yield
 
 
 def compile_definition(

@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from customers.models import Segment, SegmentChange, SegmentMembership, SegmentSize
-from customers.segments.definition import compile_definition
+from customers.segments.definition import compile_definition, query_settings
 from tenants.models import Tenant
 
 MEMBERSHIP = SegmentMembership._meta.db_table
@@ -51,7 +51,7 @@ def rebuild_segment(*, tenant: Tenant, segment_id: int, now: datetime | None = N
     sql, params = _stage_sql(tenant, segment, now)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # NOT IN (subquery) is only fast as a hashed subplan, which must fit in work_mem.
+            # NOT IN over an aggregate is only fast as a hashed subplan, which must fit in work_mem.
             cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
         cursor.execute(f"CREATE TEMPORARY TABLE {STAGE} (customer_id bigint PRIMARY KEY)")
@@ -105,7 +105,7 @@ def refresh_for_customers(
     now = now or timezone.now()
     changed: dict[int, tuple[int, int]] = {}
     for segment_id in segment_ids:
-        with transaction.atomic():
+        with query_settings():
             segment = (Segment.objects.for_tenant(tenant).select_for_update()
                        .filter(pk=segment_id, status=Segment.Status.READY).first())
             if segment is None:  # deleted, or its first build has not finished: that build covers everyone

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from b2p_platform.exceptions import ConflictError, DomainError
 from customers.models import Segment
 from customers.segments import freshness, membership
-from customers.segments.definition import compile_definition, validate_definition
+from customers.segments.definition import compile_definition, query_settings, validate_definition
 from tenants.models import Tenant, User
 from tenants.services import Actor, record_audit, start_job
 
@@ -104,8 +104,10 @@ def preview_definition(*, tenant: Tenant, definition: Any, segment: Segment | No
     """How many customers a definition selects now, and a few of them: the builder's live answer."""
     checked = validate_definition(tenant=tenant, definition=definition, segment=segment)
     matched = compile_definition(tenant=tenant, definition=checked.definition)
-    sample = list(matched.select_related("company").order_by("-id")[:PREVIEW_SAMPLE])
-    return {"count": matched.count(), "sample": sample, "definition": checked.definition}
+    with query_settings():
+        sample = list(matched.select_related("company").order_by("-id")[:PREVIEW_SAMPLE])
+        count = matched.count()
+    return {"count": count, "sample": sample, "definition": checked.definition}
 
 
 def rebuild_segments(*, tenant: Tenant, segment_ids: list[int] | None = None, progress: Any = None) -> dict[str, Any]:
