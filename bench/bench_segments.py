@@ -84,7 +84,7 @@ def bench_predictions(tenant: Any) -> dict[str, Any]:
     return {"inputs_read_s": round(read["seconds"], 1), "rfm_and_clusters_s": round(run["seconds"], 1),
             "peak_rss_mb": round(_peak_rss_mb(), 0), "peak_rss_before_mb": round(rss_before, 0),
             "rfm_customers": result["rfm_customers"], "clustered": result["clustered"], "k": result["k"],
-            "silhouette": result["silhouette"]}
+            "silhouette": result["silhouette"], "phases_s": result["phases"]}
 
 
 def bench_freshness(tenant: Any, *, probes: int, stream_rate: int) -> dict[str, Any]:
