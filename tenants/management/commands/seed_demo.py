@@ -79,3 +79,25 @@ class Command(BaseCommand):
             stdout=self.stdout,
         )
         self.stdout.write(f"Seeded {seed.summarize(counts)} in {counts['seconds']:.1f} s.")
+        self._seed_segments(tenant)
+
+    def _seed_segments(self, tenant: Tenant) -> None:
+        """Two example rule segments and a predictions run, so the segments section has content.
+        Their builds and the models run as jobs on the worker (visible on the jobs page)."""
+        from customers.models import Segment
+        from customers.segments import services as segment_services
+
+        examples = {
+            "Business buyers who buy again": {"match": "all", "conditions": [
+                {"type": "profile", "field": "kind", "op": "eq", "value": "business_buyer"},
+                {"type": "order", "measure": "count", "op": "gte", "value": 2}]},
+            "Carts without a purchase (30 days)": {"match": "all", "conditions": [
+                {"type": "event", "event_type": "add_to_cart", "op": "did", "within_days": 30},
+                {"type": "order", "measure": "count", "op": "eq", "value": 0, "within_days": 30}]},
+        }
+        with transaction.atomic():
+            for name, definition in examples.items():
+                if not Segment.objects.for_tenant(tenant).filter(name=name).exists():
+                    segment_services.create_segment(tenant=tenant, actor=None, name=name, definition=definition)
+            services.start_job(tenant=tenant, actor=None, kind="predictions_refresh")
+        self.stdout.write("Queued example segments and a predictions run (see Jobs once the worker is up).")
