@@ -157,6 +157,10 @@ def _history(tenant: Tenant, customers: int = 60) -> None:
                            "lines": [{"sku": "s", "quantity": 1, "unit_price": str(20 + i)}]})
         events += [{"event_id": f"he-{i}-{k}", "type": "product_view" if k % 2 else "add_to_cart", "customer_external_id": f"h{i}",
                     "occurred_at": (now - timedelta(days=k * 7 + 1)).isoformat()} for k in range(i % 6 + 1)]
+    # someone who browses but never buys: clustered, with no RFM scores (gaps in the score frame)
+    customer_services.upsert_customers(tenant=tenant, rows=[{"external_id": "browser"}])
+    events += [{"event_id": f"hb-{k}", "type": "product_view", "customer_external_id": "browser",
+                "occurred_at": (now - timedelta(days=k + 1)).isoformat()} for k in range(3)]
     for start in range(0, len(orders), 500):
         customer_services.record_orders(tenant=tenant, rows=orders[start:start + 500])
     customer_services.ingest_events(tenant=tenant, rows=events)
@@ -186,6 +190,8 @@ def test_prediction_jobs_score_build_builtin_segments_respect_consent_and_touch_
     assert rfm["rfm_customers"] == 59 and rfm["excluded"] == 1
     assert not scores.filter(customer=opted_out).exclude(rfm_group="").exists()
     assert scores.exclude(rfm_group="").count() == 59
+    browser = scores.get(customer__external_id="browser")
+    assert browser.cluster is not None and browser.rfm_group == "" and browser.r_score is None
     assert scores.filter(churn_probability__isnull=False).count() == 59
     assert churn["scored"] == 59 and clv["scored"] == 59
     assert PredictionRun.objects.for_tenant(tenant).filter(n_excluded=1).count() == 4
