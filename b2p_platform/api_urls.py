@@ -7,4 +7,5 @@ app_name = "api"
 urlpatterns = [
     path("", include("tenants.api.urls")),
     path("", include("customers.api.urls")),
+    path("", include("offers.api_urls")),
 ]

@@ -100,7 +100,8 @@ def seed_customer_data(tenant: Tenant) -> dict[str, Any]:
     form = LeadForm.objects.create(tenant=tenant, name="Newsletter", slug="newsletter", consent_text="Yes, email me.",
                                    fields=[{"key": "email", "label": "Email", "type": "email", "required": True}])
     segment = _seed_segment(tenant, anna)
-    return {"customer": anna, "buyer": result.objects[1], "lead_form": form, "segment": segment,
+    offers = seed_offer_data(tenant, anna)
+    return {"customer": anna, "buyer": result.objects[1], "lead_form": form, "segment": segment, **offers,
             "customer_obj_ids": list(Customer.objects.for_tenant(tenant).values_list("pk", flat=True))}
 
 
@@ -119,3 +120,25 @@ def _seed_segment(tenant: Tenant, customer: Any) -> Any:
     PredictionRun.objects.create(tenant=tenant, model="churn", method="recency_rule", is_fallback=True,
                                  reason=f"{tenant.slug} history too short", n_customers=1)
     return segment
+
+
+def seed_offer_data(tenant: Tenant, customer: Any) -> dict[str, Any]:
+    """A product, a percent-off offer, a configurable tariff, a voucher, a claim and a recommendation."""
+    from decimal import Decimal
+
+    from offers.models import Offer, Option, OptionGroup, Product, Recommendation, Voucher
+    from offers.services import claims
+
+    product = Product.objects.create(tenant=tenant, sku="sim-1", name="SIM card", category="sim", base_price=Decimal("10.00"),
+                                     currency="EUR")
+    offer = Offer.objects.create(tenant=tenant, name="10% off SIM", kind="percent_off", status="active", product=product,
+                                 value=Decimal("10"), currency="EUR")
+    tariff = Offer.objects.create(tenant=tenant, name="Build your tariff", kind="configurable", status="active",
+                                  base_price=Decimal("5.00"), currency="EUR")
+    group = OptionGroup.objects.create(tenant=tenant, offer=tariff, key="data", label="Data")
+    Option.objects.create(tenant=tenant, group=group, key="5gb", label="5 GB", price=Decimal("7.00"))
+    voucher = Voucher.objects.create(tenant=tenant, offer=offer, code=f"{tenant.slug.upper()}-CODE")
+    request = claims.claim_offer(tenant=tenant, customer=customer, offer_id=offer.pk, idempotency_key="seed-1").request
+    Recommendation.objects.create(tenant=tenant, customer=customer, offer=offer, score=0.9, rank=1, reason={"code": "bought"},
+                                  model="seed")
+    return {"product": product, "offer": offer, "tariff": tariff, "voucher": voucher, "offer_request": request}

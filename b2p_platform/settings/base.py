@@ -268,6 +268,9 @@ SPECTACULAR_SETTINGS = {
         "SegmentKindEnum": "customers.models.Segment.Kind",
         "SegmentStatusEnum": "customers.models.Segment.Status",
         "CustomerKindEnum": "customers.models.Customer.Kind",
+        "OfferKindEnum": "offers.models.Offer.Kind",
+        "OfferStatusEnum": "offers.models.Offer.Status",
+        "OfferRequestStatusEnum": "offers.models.OfferRequest.Status",
     },
 }
 
