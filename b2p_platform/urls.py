@@ -13,6 +13,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("t/<slug:tenant_slug>/customers/", include("customers.urls")),
     path("t/<slug:tenant_slug>/segments/", include("customers.segment_urls")),
+    path("t/<slug:tenant_slug>/offers/", include("offers.urls")),
     path("f/", include("customers.public_urls")),
     path("", include("tenants.urls")),
 ]

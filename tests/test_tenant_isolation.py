@@ -15,6 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from customers.models import AttributeDefinition, Company, Customer, LeadForm, Segment
+from offers.models import Offer, OfferRequest
 from tenants.models import ApiKey, Invitation, JobRun, Membership, Tenant
 from tenants.scoping import TenantOwnedModel, TenantScopeError
 
@@ -52,6 +53,8 @@ KWARG_MODELS: dict[str, type[models.Model]] = {
     "attribute_id": AttributeDefinition,
     "form_id": LeadForm,
     "segment_id": Segment,
+    "offer_id": Offer,
+    "request_id": OfferRequest,
 }
 
 

@@ -49,7 +49,6 @@ class SectionView(TenantViewMixin, TemplateView):
 
 
 SECTIONS = {
-    "offers": (gettext_lazy("Offers"), gettext_lazy("Catalogue, personalized offers, vouchers and the request queue.")),
     "campaigns": (gettext_lazy("Campaigns"), gettext_lazy("Email and social campaigns, A/B tests, surveys and automations.")),
     "metrics": (gettext_lazy("Metrics"), gettext_lazy("CR, CAC, LTV, CRR, NPS and ROI, funnels and cohorts.")),
 }

@@ -192,7 +192,7 @@ def test_api_key_form_reports_bad_scopes(dashboard_client: Client, tenant: Tenan
 
 
 def test_section_pages_render_for_members(dashboard_client: Client, tenant: Tenant, make_member: Callable) -> None:
-    for section in ("offers", "campaigns", "metrics"):
+    for section in ("campaigns", "metrics"):
         assert dashboard_client.get(reverse(f"tenants:section_{section}", args=[tenant.slug])).status_code == 200
 
 
