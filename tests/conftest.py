@@ -37,6 +37,9 @@ from tests.factories import (
 def _clear_cache() -> None:
     # Throttle counters and sign-in failure counters live in the (Redis) cache.
     cache.clear()
+    from offers.services import pricing
+
+    pricing._active_offers.clear()  # the per-process copy of each tenant's active offers
 
 
 @pytest.fixture

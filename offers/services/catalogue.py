@@ -9,6 +9,7 @@ only known keys and the tenant's own segments; option groups are replaced as a w
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -18,6 +19,7 @@ from django.utils.translation import gettext as _
 from b2p_platform.exceptions import DomainError
 from customers.models import Company, Customer, Segment
 from offers.models import Offer, OfferItem, Option, OptionGroup, Product
+from offers.services import pricing
 from tenants.models import Tenant
 from tenants.services import Actor, record_audit
 
@@ -117,6 +119,7 @@ def create_offer(*, tenant: Tenant, actor: Actor, data: dict[str, Any]) -> Offer
     offer = Offer.objects.create(tenant=tenant, **data)
     _set_parts(tenant, offer, items, groups)
     record_audit(tenant=tenant, actor=actor, action="offer.created", target=offer)
+    transaction.on_commit(partial(pricing.offers_changed, tenant=tenant))
     return offer
 
 
@@ -131,6 +134,7 @@ def update_offer(*, tenant: Tenant, actor: Actor, offer: Offer, data: dict[str, 
     offer.save()
     _set_parts(tenant, offer, items, groups)
     record_audit(tenant=tenant, actor=actor, action="offer.updated", target=offer, metadata={"fields": sorted(data)})
+    transaction.on_commit(partial(pricing.offers_changed, tenant=tenant))
     return offer
 
 

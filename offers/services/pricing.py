@@ -19,12 +19,14 @@ Rules:
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -283,6 +285,38 @@ class EligibleOffer:
     reasons: list[dict[str, Any]]
 
 
+# The active offers of a tenant are the same for every customer: each web process keeps them for
+# a few seconds, and any change to an offer bumps a version in the shared cache, so an edit shows
+# at once while a burst of page views reads the catalogue once. Caps and budgets in this copy may
+# be a few seconds old; a claim re-reads the offer under a lock, so that is only about display.
+ACTIVE_OFFERS_TTL = 15.0
+_active_offers: dict[int, tuple[int, float, list[Offer]]] = {}
+
+
+def _version_key(tenant_id: int) -> str:
+    return f"offers:version:{tenant_id}"
+
+
+def offers_changed(*, tenant: Tenant) -> None:
+    """Tell every web process to reload this tenant's active offers."""
+    key = _version_key(tenant.pk)
+    try:
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=None)
+
+
+def cached_active_offers(*, tenant: Tenant) -> list[Offer]:
+    version = cache.get(_version_key(tenant.pk), 0)
+    held = _active_offers.get(tenant.pk)
+    now = time.monotonic()
+    if held and held[0] == version and held[1] > now:
+        return held[2]
+    offers = active_offers(tenant=tenant)
+    _active_offers[tenant.pk] = (version, now + ACTIVE_OFFERS_TTL, offers)
+    return offers
+
+
 def active_offers(*, tenant: Tenant, now: datetime | None = None) -> list[Offer]:
     now = now or timezone.now()
     offers = (Offer.objects.for_tenant(tenant).filter(status=Offer.Status.ACTIVE)
@@ -304,7 +338,7 @@ def offers_for_customer(
         return []
     now = now or timezone.now()
     context = load_context(tenant=tenant, customer=customer)
-    candidates = offers if offers is not None else active_offers(tenant=tenant, now=now)
+    candidates = offers if offers is not None else cached_active_offers(tenant=tenant)
     recommended: dict[int, tuple[float, dict[str, Any]]] = {}
     if context.personalized:
         recommended = {r.offer_id: (r.score, r.reason) for r in Recommendation.objects.for_tenant(tenant).filter(customer=customer)}

@@ -205,9 +205,13 @@ def test_serving_reads_a_fixed_number_of_queries(tenant: Tenant) -> None:
         pricing.offers_for_customer(tenant=tenant, customer=person)
     for i in range(3, 12):
         _offer(tenant, name=f"O{i}", product=_product(tenant, f"s{i}", category=f"c{i}"))
+    pricing.offers_changed(tenant=tenant)  # what the offer services do after a change
     with CaptureQueriesContext(connection) as many:
         assert len(pricing.offers_for_customer(tenant=tenant, customer=person, limit=50)) == 13
     assert len(many) == len(few) <= 12
+    with CaptureQueriesContext(connection) as cached:  # the catalogue is then held for a few seconds
+        assert len(pricing.offers_for_customer(tenant=tenant, customer=person, limit=50)) == 13
+    assert len(cached) <= len(many) - 3
 
 
 # Claims, vouchers, requests -------------------------------------------------------------------
