@@ -372,3 +372,30 @@ def test_api_rejects_bad_offers_with_field_errors(api_client: APIClient, tenant:
     response = api_client.post("/api/v1/offers/", body, format="json")
     assert response.status_code == 400 and field in response.json(), response.content
     assert not Offer.objects.for_tenant(tenant).exists()
+
+
+def test_one_statement_context_equals_the_orm_reading(tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: a customer with a membership, scores, consents (latest wins), a claim and a recommendation
+    person = _customer(tenant)
+    segment = Segment.objects.create(tenant=tenant, name="S", definition={"match": "all", "conditions": []})
+    SegmentMembership.objects.create(tenant=tenant, segment=segment, customer=person)
+    CustomerScore.objects.create(tenant=tenant, customer=person, churn_probability=0.4, expected_value=120.5)
+    for status in ("granted", "withdrawn"):
+        customer_services.record_consent(tenant=tenant, customer=person, channel="all", purpose="personalization", status=status,
+                                         source="api")
+    offer = _offer(tenant, product=_product(tenant))
+    claims.claim_offer(tenant=tenant, customer=person, offer_id=offer.pk)
+    Recommendation.objects.create(tenant=tenant, customer=person, offer=offer, score=0.7, rank=1, reason={"code": "bought"}, model="m")
+
+    # when: read in one statement, and the ORM way
+    fast = pricing.load_context(tenant=tenant, customer=person)
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    slow = pricing.load_context(tenant=tenant, customer=person)
+
+    # then
+    assert fast.segment_ids == slow.segment_ids == {segment.pk}
+    assert (fast.score.churn_probability, fast.score.expected_value) == (slow.score.churn_probability, slow.score.expected_value)
+    assert {k: (v.status, v.id) for k, v in fast.consents.items()} == {k: (v.status, v.id) for k, v in slow.consents.items()}
+    assert fast.claims == slow.claims == {offer.pk: 1}
+    assert fast.recommended == slow.recommended == {offer.pk: (0.7, {"code": "bought"})}
+    assert fast.personalized is slow.personalized is False
