@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -14,8 +15,12 @@ from django.utils.timezone import now
 from customers.intake import MAX_BATCH, RowInvalid, clean_event
 from customers.models import Customer, Event
 from customers.segments import freshness
-from customers.services.profiles import ensure_customers
+from customers.services.profiles import Seen, ensure_customers, text_array
 from tenants.models import Tenant
+
+# last_seen_at moves only when it is this much behind: a stream of events for an active person
+# does not rewrite their row on every batch.
+LAST_SEEN_SLACK = timedelta(minutes=5)
 
 
 @dataclass
@@ -23,19 +28,43 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    customer_ids: set[int] = field(default_factory=set)  # customers with an event stored by this batch
+    new_customers: int = 0  # bare profiles created for unknown customer_external_ids
 
     def as_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
-def resolve_customer_refs(*, tenant: Tenant, rows: dict[int, dict[str, Any]], result_rejected: list[dict[str, Any]]) -> dict[int, int]:
-    """Customer id per row, from customer_id, customer_external_id (auto-created) or email."""
-    ids = {r["customer_id"] for r in rows.values() if "customer_id" in r}
-    external = {r["customer_external_id"] for r in rows.values() if "customer_external_id" in r and "customer_id" not in r}
-    emails = {r["email"] for r in rows.values() if "email" in r and "customer_id" not in r and "customer_external_id" not in r}
-    valid_ids = set(Customer.objects.for_tenant(tenant).active().filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
-    by_external = ensure_customers(tenant=tenant, external_ids=external)
-    by_email = dict(Customer.objects.for_tenant(tenant).active().filter(email__in=emails).exclude(email="").values_list("email", "pk")) if emails else {}
+def resolve_customer_refs(*, tenant: Tenant, rows: dict[int, dict[str, Any]], result_rejected: list[dict[str, Any]],
+                          seen: Seen | None = None, created: set[int] | None = None) -> dict[int, int]:
+    """Customer id per row, from customer_id, customer_external_id (auto-created) or email.
+    With `seen`, also the first/last seen of each of those customers (read by the same queries);
+    with `created`, the ids of the profiles created for unknown external ids are added to it."""
+    ids: set[int] = set()
+    external: set[str] = set()
+    emails: set[str] = set()
+    for r in rows.values():
+        if "customer_id" in r:
+            ids.add(r["customer_id"])
+        elif "customer_external_id" in r:
+            external.add(r["customer_external_id"])
+        else:
+            emails.add(r["email"])
+    customers = Customer.objects.for_tenant(tenant).active()
+    window = ("first_seen_at", "last_seen_at") if seen is not None else ()
+    valid_ids: set[int] = set()
+    if ids:
+        for pk, *bounds in customers.filter(pk__in=ids).values_list("pk", *window):
+            valid_ids.add(pk)
+            if seen is not None:
+                seen[pk] = (bounds[0], bounds[1])
+    by_external = ensure_customers(tenant=tenant, external_ids=external, seen=seen, created=created)
+    by_email: dict[str, int] = {}
+    if emails:
+        for email, pk, first, last in _by_email(tenant, emails):
+            by_email[email] = pk
+            if seen is not None:
+                seen[pk] = (first, last)
     resolved: dict[int, int] = {}
     for index, row in rows.items():
         if "customer_id" in row:
@@ -54,44 +83,84 @@ def resolve_customer_refs(*, tenant: Tenant, rows: dict[int, dict[str, Any]], re
     return resolved
 
 
+# Customer id -> (earliest, latest) occurred_at of events, to widen first/last seen with.
+SeenBounds = dict[int, tuple[datetime, datetime]]
+
+
+def _by_email(tenant: Tenant, emails: set[str]) -> list[tuple[str, int, datetime | None, datetime | None]]:
+    """(email, id, first seen, last seen) of the active customers with these emails."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # One index probe per email (email <> '' matches the partial unique index), whatever the
+            # statistics (on the tenant subquery, see the note above profiles.text_array).
+            cursor.execute(
+                "SELECT x.email, c.id, c.first_seen_at, c.last_seen_at FROM unnest(%s::text[]) AS x(email) CROSS JOIN LATERAL "
+                "(SELECT id, first_seen_at, last_seen_at FROM customers_customer WHERE tenant_id = (SELECT %s::bigint) AND email = x.email "
+                "AND email <> '' AND erased_at IS NULL LIMIT 1) AS c",
+                [text_array(emails), tenant.pk],
+            )
+            return cursor.fetchall()
+    return list(Customer.objects.for_tenant(tenant).active().filter(email__in=emails).exclude(email="")
+                .values_list("email", "pk", "first_seen_at", "last_seen_at"))
+
+
 @transaction.atomic
-def ingest_events(*, tenant: Tenant, rows: list[Any], source: str = "api") -> IngestResult:
+def ingest_events(*, tenant: Tenant, rows: list[Any], source: str = "api", defer_seen: SeenBounds | None = None,
+                  limit: int = MAX_BATCH) -> IngestResult:
     """Store a batch of raw events. Invalid ones are rejected with reasons, repeats (same
-    event_id, in this batch or stored before) are counted as duplicates and stored once."""
-    if len(rows) > MAX_BATCH:
-        raise RowInvalid({"events": [f"At most {MAX_BATCH} events per request."]})
+    event_id, in this batch or stored before) are counted as duplicates and stored once.
+
+    With `defer_seen` (bulk loads), customers' first/last seen are not widened now: the batch's
+    bounds are merged into that dict, for `widen_seen` to apply once per customer later instead
+    of once per batch. They then cover every event of the batch that is stored, new or repeated,
+    so that re-running a load which stopped before its widening repairs it. `limit` is the batch
+    size allowed (the API's by default; bulk loads write bigger chunks)."""
+    if len(rows) > limit:
+        raise RowInvalid({"events": [f"At most {limit} events per request."]})
     result = IngestResult()
+    reference = now()  # one clock reading for the batch: the default time and the "future" limit
     cleaned: dict[int, dict[str, Any]] = {}
-    seen: set[str] = set()
+    seen_ids: set[str] = set()
     for index, raw in enumerate(rows):
         try:
-            event = clean_event(raw)
+            event = clean_event(raw, reference=reference)
         except RowInvalid as exc:
             result.rejected.append({"index": index, "errors": exc.errors})
             continue
-        if event["event_id"] in seen:
+        if event["event_id"] in seen_ids:
             result.duplicates += 1
             continue
-        seen.add(event["event_id"])
+        seen_ids.add(event["event_id"])
         cleaned[index] = event
-    customer_ids = resolve_customer_refs(tenant=tenant, rows=cleaned, result_rejected=result.rejected)
+    windows: Seen = {}
+    created: set[int] = set()
+    customer_ids = resolve_customer_refs(tenant=tenant, rows=cleaned, result_rejected=result.rejected, seen=windows, created=created)
+    result.new_customers = len(created)
     ready = [(cleaned[i], customer_ids[i]) for i in sorted(customer_ids)]
-    inserted = _insert(tenant, ready, source)
+    inserted = _insert(tenant, ready, source, reference)
     result.accepted = len(inserted)
     result.duplicates += len(ready) - len(inserted)
-    _touch_seen(tenant, [(cid, e["occurred_at"]) for e, cid in ready if e["event_id"] in inserted])
-    stored = [(e["type"], cid) for e, cid in ready if e["event_id"] in inserted]
-    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=[cid for _t, cid in stored],
-                                kinds={"seen", *(f"event:{t}" for t, _cid in stored)})
+    stored = [(e, cid) for e, cid in ready if e["event_id"] in inserted]
+    result.customer_ids = {cid for _e, cid in stored}
+    if defer_seen is None:
+        _touch_seen(tenant, [(cid, e["occurred_at"]) for e, cid in stored], windows)
+    else:
+        for cid, (low, high) in _widening(_bounds((cid, e["occurred_at"]) for e, cid in ready), windows).items():
+            if cid in defer_seen:
+                known_low, known_high = defer_seen[cid]
+                defer_seen[cid] = (min(low, known_low), max(high, known_high))
+            else:
+                defer_seen[cid] = (low, high)
+    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=result.customer_ids,
+                                kinds={"seen", *(f"event:{t}" for t in {e["type"] for e, _cid in stored})})
     result.rejected.sort(key=lambda r: r["index"])
     return result
 
 
-def _insert(tenant: Tenant, ready: list[tuple[dict[str, Any], int]], source: str) -> set[str]:
+def _insert(tenant: Tenant, ready: list[tuple[dict[str, Any], int]], source: str, received: datetime) -> set[str]:
     """Insert, skipping event ids already stored; returns the ids actually inserted."""
     if not ready:
         return set()
-    received = now()
     if connection.vendor == "postgresql":
         return _copy_insert(tenant, ready, source, received)
     ids = [e["event_id"] for e, _cid in ready]
@@ -108,12 +177,18 @@ def _insert(tenant: Tenant, ready: list[tuple[dict[str, Any], int]], source: str
 _STAGE_TABLE = "event_stage"
 
 
+def empty_stage_now() -> bool:
+    """Whether a staging table must be emptied right after use: ON COMMIT DELETE ROWS empties it
+    at commit, which is enough unless this transaction is nested in a caller's that may stage
+    again before committing. (DELETE, not TRUNCATE: TRUNCATE gives the table a new file each time.)"""
+    return len(connection.atomic_blocks) != 1 or not connection.commit_on_exit
+
+
 def _copy_insert(tenant: Tenant, ready: list[tuple[dict[str, Any], int]], source: str, received: datetime) -> set[str]:
     """COPY the batch into a per-connection temporary table, then move it with one INSERT that
     skips stored ids. COPY avoids building a 500-row VALUES statement in Python."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows(
+    csv.writer(buffer, lineterminator="\n").writerows(
         (cid, e["type"], e["event_id"], e["properties_json"], e["occurred_at"].isoformat()) for e, cid in ready
     )
     buffer.seek(0)
@@ -130,39 +205,85 @@ def _copy_insert(tenant: Tenant, ready: list[tuple[dict[str, Any], int]], source
             [tenant.pk, source, received],
         )
         inserted = {row[0] for row in cursor.fetchall()}
-        # Emptied now too, not only at commit: a caller may run several batches in one transaction.
-        cursor.execute(f"TRUNCATE {_STAGE_TABLE}")
+        if empty_stage_now():
+            cursor.execute(f"DELETE FROM {_STAGE_TABLE}")  # noqa: S608 - constant table name
         return inserted
 
 
-def _touch_seen(tenant: Tenant, seen: list[tuple[int, datetime]]) -> None:
-    """Widen first/last seen of the customers in the batch: one UPDATE for the whole batch."""
-    if not seen:
-        return
-    bounds: dict[int, tuple[datetime, datetime]] = {}
+def widen_seen(*, tenant: Tenant, bounds: SeenBounds) -> None:
+    """Apply first/last seen bounds collected by `ingest_events(defer_seen=...)`, then clear them."""
+    items = sorted(bounds.items())
+    for start in range(0, len(items), 5000):
+        part = dict(items[start:start + 5000])
+        with transaction.atomic():
+            _update_seen(tenant, part)
+            freshness.customers_changed(tenant_id=tenant.pk, customer_ids=part, kinds=["seen"])
+    bounds.clear()
+
+
+def _touch_seen(tenant: Tenant, seen: list[tuple[int, datetime]], known: Seen | None = None) -> None:
+    """Widen first/last seen of the customers in the batch: one UPDATE for the whole batch, of
+    only the rows whose window really widens. `known` holds the windows read while resolving the
+    customers; a concurrent batch can only have widened them since, so skipping on them is safe."""
+    bounds = _widening(_bounds(seen), known)
+    if bounds:
+        _update_seen(tenant, bounds)
+
+
+def _bounds(seen: Iterable[tuple[int, datetime]]) -> SeenBounds:
+    bounds: SeenBounds = {}
     for cid, moment in seen:
-        low, high = bounds.get(cid, (moment, moment))
-        bounds[cid] = (min(low, moment), max(high, moment))
+        if cid in bounds:
+            low, high = bounds[cid]
+            if moment < low:
+                bounds[cid] = (moment, high)
+            elif moment > high:
+                bounds[cid] = (low, moment)
+        else:
+            bounds[cid] = (moment, moment)
+    return bounds
+
+
+def _widening(bounds: SeenBounds, known: Seen | None) -> SeenBounds:
+    if not known:
+        return bounds
+    return {cid: (low, high) for cid, (low, high) in bounds.items() if _widens(known.get(cid), low, high)}
+
+
+def _update_seen(tenant: Tenant, bounds: SeenBounds) -> None:
+    """One UPDATE widening first/last seen of these customers (re-checked row by row: a concurrent
+    batch may have widened them further meanwhile)."""
     if connection.vendor == "postgresql":
         ordered = sorted(bounds.items())
+        ids = [cid for cid, _b in ordered]
         with connection.cursor() as cursor:
-            # Only rows whose window really widens are updated (last seen to 5 minutes), so a
-            # stream of events for active people does not rewrite their rows on every batch.
-            # Ids are sorted: concurrent batches lock shared rows in the same order. Arrays
-            # instead of a VALUES list: psycopg2 adapts a list in C, not row by row in Python.
+            # Ids are sorted: concurrent batches lock shared rows in the same order. Three array
+            # literals instead of a VALUES list: three parameters to send and parse, not 3 x n.
+            # "c.id = ANY(...)" makes the planner fetch the rows by primary key: joined on v.id
+            # alone it hashes the whole tenant's customers for a few hundred rows.
+            id_array = "{" + ",".join(map(str, ids)) + "}"
             cursor.execute(
                 "UPDATE customers_customer AS c SET "
                 "first_seen_at = LEAST(COALESCE(c.first_seen_at, v.low), v.low), "
                 "last_seen_at = GREATEST(COALESCE(c.last_seen_at, v.high), v.high) "
                 "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, low, high) "
-                "WHERE c.id = v.id AND c.tenant_id = %s "
+                "WHERE c.id = v.id AND c.id = ANY(%s::bigint[]) AND c.tenant_id = %s "
                 "AND (c.first_seen_at IS NULL OR c.first_seen_at > v.low "
-                "OR c.last_seen_at IS NULL OR c.last_seen_at < v.high - interval '5 minutes')",
-                [[cid for cid, _b in ordered], [b[0] for _c, b in ordered], [b[1] for _c, b in ordered], tenant.pk],
+                "OR c.last_seen_at IS NULL OR c.last_seen_at < v.high - %s)",
+                [id_array, text_array(b[0].isoformat() for _c, b in ordered), text_array(b[1].isoformat() for _c, b in ordered),
+                 id_array, tenant.pk, LAST_SEEN_SLACK],
             )
         return
     for customer in Customer.objects.for_tenant(tenant).filter(pk__in=list(bounds)):
         low, high = bounds[customer.pk]
-        customer.first_seen_at = min(customer.first_seen_at or low, low)
-        customer.last_seen_at = max(customer.last_seen_at or high, high)
-        customer.save(update_fields=["first_seen_at", "last_seen_at"])
+        if _widens((customer.first_seen_at, customer.last_seen_at), low, high):
+            customer.first_seen_at = min(customer.first_seen_at or low, low)
+            customer.last_seen_at = max(customer.last_seen_at or high, high)
+            customer.save(update_fields=["first_seen_at", "last_seen_at"])
+
+
+def _widens(window: tuple[datetime | None, datetime | None] | None, low: datetime, high: datetime) -> bool:
+    if window is None:
+        return True
+    first, last = window
+    return first is None or first > low or last is None or last < high - LAST_SEEN_SLACK

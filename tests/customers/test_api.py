@@ -188,6 +188,36 @@ def test_single_event_and_event_without_id_are_idempotent(api_client: APIClient,
     assert Event.objects.for_tenant(tenant).count() == 1
 
 
+def test_events_that_the_database_could_not_store_are_rejected_with_a_reason(api_client: APIClient, tenant: Tenant) -> None:
+    events = [
+        {"event_id": "n1\u0000", "type": "page_view", "customer_external_id": "x"},
+        {"event_id": "n2", "type": "page_view", "customer_external_id": "x", "properties": {"k": "a\u0000b"}},
+        {"event_id": "n3", "type": "page_view", "customer_id": 10**30},
+        {"event_id": "n4", "type": "page_view", "customer_external_id": "x\u0000"},
+        {"event_id": "n5", "type": "page_view", "customer_external_id": "x", "properties": {"order": 123456789012345678901234567890}},
+    ]
+
+    body = _post(api_client, EVENTS, {"events": events}).json()
+
+    assert body["accepted"] == 1
+    assert {r["index"]: sorted(r["errors"]) for r in body["rejected"]} == {
+        0: ["event_id"], 1: ["properties"], 2: ["customer_id"], 3: ["customer_external_id"]}
+    # Integers beyond 64 bits are kept exactly (the fast JSON parser would read them as floats).
+    assert Event.objects.for_tenant(tenant).get(event_id="n5").properties == {"order": 123456789012345678901234567890}
+
+
+def test_event_bodies_in_another_charset_or_with_nan_are_handled_like_json(api_client: APIClient, tenant: Tenant) -> None:
+    latin = '{"event_id": "c1", "type": "page_view", "customer_external_id": "café"}'.encode("latin-1")
+
+    ok = api_client.post(EVENTS, latin, content_type="application/json; charset=latin-1")
+    nan = api_client.post(EVENTS, '{"type": "page_view", "customer_external_id": "a", "properties": {"x": NaN}}',
+                          content_type="application/json")
+
+    assert ok.status_code == 200, ok.json()
+    assert Customer.objects.for_tenant(tenant).filter(external_id="café").exists()
+    assert nan.status_code == 400 and "detail" in nan.json()
+
+
 @pytest.mark.parametrize("payload", [{"events": [{"type": "x", "customer_external_id": "a"}] * 1001}, {"events": []}, {"events": {}}, [1, 2]])
 def test_event_envelopes_are_checked(payload: Any, api_client: APIClient, tenant: Tenant) -> None:
     assert _post(api_client, EVENTS, payload).status_code == 400

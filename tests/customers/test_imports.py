@@ -669,3 +669,53 @@ def test_cdnow_sample_imports_as_orders(tenant: Tenant, member: Membership) -> N
 
     again = _import(tenant, member, "orders", CDNOW.read_bytes(), CDNOW_MAPPING)
     assert (again.result["created"], again.result["unchanged"]) == (0, 6_919)
+
+
+
+# Many chunks -------------------------------------------------------------------------------------
+
+
+def _many_people() -> bytes:
+    rows = [["id", "email", "first name", "last name", "tags", "plan", "company", "tz"]]
+    for i in range(40):
+        email = "shared@example.com" if i in (7, 23) else f"m{i}@example.com"  # the second holder is refused
+        rows.append([f"m-{i}", email, f"N{i}", "", "vip" if i % 3 else "", "gold", "Parts & Co" if i % 5 == 0 else "", ""])
+    rows.append(["m-3", "again@example.com", "Dup", "", "", "", "", ""])  # an id twice in the file
+    rows.append(["", "noid@example.com", "No id", "", "", "", "", ""])
+    return _csv(rows)
+
+
+def _many_events() -> bytes:
+    rows = [["event id", "customer", "when", "page"]]
+    for i in range(60):  # ev-0..ev-9 come twice; m-40..m-44 are unknown
+        rows.append([f"ev-{i % 50}", f"m-{i % 45}", f"2026-01-{1 + i % 28:02d} 10:{i:02d}:00", "/p"])
+    rows.append(["ev-x", "m-1", "not a date", "/p"])
+    return _csv(rows)
+
+
+def test_imports_in_many_chunks_report_by_line_widen_first_and_last_seen_and_rerun_unchanged(tenant: Tenant, member: Membership) -> None:
+    # given
+    mapping = {"event_id": "event id", "customer_external_id": "customer", "occurred_at": "when", "type": {"value": "page_view"},
+               "properties.page": "page"}
+
+    # when: customers, then their events, in chunks of 4
+    people = _import(tenant, member, "customers", _many_people(), PEOPLE_MAPPING, chunk_size=4)
+    events = _import(tenant, member, "events", _many_events(), mapping, chunk_size=4)
+
+    # then
+    assert {k: people.result[k] for k in ("created", "rejected", "new_customers")} == {"created": 39, "rejected": 3, "new_customers": 39}
+    assert [(r["line"], r["field"]) for r in _report(people)] == [("25", "email"), ("42", "external_id"), ("43", "external_id")]
+    assert {k: events.result[k] for k in ("created", "duplicates", "rejected", "new_customers")} == {
+        "created": 50, "duplicates": 10, "rejected": 1, "new_customers": 6}  # m-40..m-44, and m-23 refused above
+    m1 = Customer.objects.for_tenant(tenant).get(external_id="m-1")
+    assert (m1.first_seen_at.isoformat(), m1.last_seen_at.isoformat()) == ("2026-01-02T10:01:00+00:00", "2026-01-19T10:46:00+00:00")
+    assert Customer.objects.for_tenant(tenant).get(external_id="m-44").last_seen_at.isoformat() == "2026-01-17T10:44:00+00:00"
+
+    # when / then: the same files again change nothing
+    stamps = dict(Customer.objects.for_tenant(tenant).values_list("external_id", "updated_at"))
+    again = _import(tenant, member, "customers", _many_people(), PEOPLE_MAPPING, chunk_size=4)
+    events_again = _import(tenant, member, "events", _many_events(), mapping, chunk_size=4)
+    assert {k: again.result[k] for k in ("created", "updated", "unchanged", "rejected")} == {
+        "created": 0, "updated": 0, "unchanged": 39, "rejected": 3}
+    assert (events_again.result["created"], events_again.result["duplicates"]) == (0, 60)
+    assert dict(Customer.objects.for_tenant(tenant).values_list("external_id", "updated_at")) == stamps

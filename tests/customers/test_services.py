@@ -1,0 +1,182 @@
+"""Batch write services: the fast paths (set-based SQL on PostgreSQL, the common-event shortcut)
+give exactly what the portable paths give."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from customers import intake
+from customers import services as customer_services
+from customers.models import Customer, Event, Order, OrderLine
+from customers.services import events as event_services
+from tenants.models import Tenant
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("raw", [
+    {"event_id": "e1", "type": "page_view", "customer_external_id": " c1 ", "occurred_at": "2026-04-30T10:00:00Z"},
+    {"event_id": " e2 ", "type": "page_view", "customer_external_id": "c1", "occurred_at": "2026-04-30T10:00:00",
+     "properties": {"path": "/", "n": 1.5, "deep": {"a": [1, 2]}}},
+    {"type": "add_to_cart", "customer_external_id": "c1", "properties": {"sku": "A"}},  # derived id, default time
+    {"event_id": "", "type": "signup", "customer_external_id": "c1", "occurred_at": "", "properties": {}},
+    {"event_id": "e3", "type": "x", "customer_external_id": "c1", "occurred_at": "2026-04-30T12:00:00+03:00",
+     "properties": {"text": "привет"}},
+    {"event_id": "e4", "type": "x", "customer_external_id": "c1", "properties": []},  # falsy: no properties
+    # The shortcut declines these; the full path decides (and names the errors).
+    {"event_id": "e5", "type": "x", "customer_external_id": "c1", "occurred_at": "2026-06-01T00:00:00Z"},
+    {"event_id": "e6", "type": "x", "customer_external_id": "c1", "occurred_at": "1969-12-31T00:00:00Z"},
+    {"event_id": "e7", "type": "x", "customer_external_id": "   "},
+    {"event_id": "e8", "type": "x", "customer_external_id": "c1", "properties": {"k": "a\x00b"}},
+    {"event_id": "e9\x00", "type": "x", "customer_external_id": "c1"},
+    {"event_id": "e10", "type": "x", "customer_external_id": "c1", "properties": {"big": 2**70}},
+    {"event_id": "e11", "type": "x", "customer_external_id": "c1", "properties": {"blob": "ж" * 3990}},
+    {"event_id": "e12", "type": "x", "customer_external_id": "c1", "properties": {"blob": "ж" * 4010}},
+    {"event_id": 12, "type": "x", "customer_id": "7", "email": "A@Example.com"},
+    {"event_id": "e13", "type": "Bad", "customer_external_id": "c1", "extra": True},
+    {"event_id": "e14", "type": "x", "customer_external_id": "c1", "properties": "text"},
+])
+def test_the_common_event_shortcut_agrees_with_the_full_validation(raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # given
+    def full(event: dict[str, Any]) -> tuple[str, Any]:
+        try:
+            return "ok", intake.clean_event(event, reference=NOW)
+        except intake.RowInvalid as exc:
+            return "invalid", exc.errors
+
+    # when
+    fast = full(raw)
+    monkeypatch.setattr(intake, "_clean_common_event", lambda event, reference: None)
+    slow = full(raw)
+
+    # then
+    assert fast == slow
+
+
+def test_properties_are_limited_to_8000_characters_as_json_writes_them() -> None:
+    errors = intake._Errors()
+
+    intake.properties_json({"blob": "ж" * 1330}, errors)  # 7,990 characters as \u0436 escapes
+    intake.properties_json({"blob": "ж" * 1340}, errors)
+
+    assert errors.errors == {"properties": ["At most 8 KB of properties."]}
+
+
+def _scenario(tenant: Tenant) -> dict[str, Any]:
+    """Customers, events (live and deferred first/last seen) and orders through the services."""
+    first = customer_services.upsert_customers(tenant=tenant, rows=[
+        {"external_id": "a", "email": "A@example.com", "first_name": "Ann", "attributes": {"plan": "gold"}, "tags": "vip"},
+        {"external_id": "b", "email": "b@example.com", "company": {"name": "Parts & Co"}},
+        {"external_id": "c", "email": "a@example.com"},  # taken by a in this batch
+        {"external_id": "d", "first_name": "x" * 101},
+    ], with_objects=False)
+    second = customer_services.upsert_customers(tenant=tenant, rows=[
+        {"external_id": "a", "last_name": "Lee", "attributes": {"city": "Riga"}},
+        {"external_id": "b", "email": "b@example.com", "company": {"name": "Parts & Co"}},
+        {"external_id": "e", "email": "b@example.com"},  # held by b
+    ])
+    events = customer_services.ingest_events(tenant=tenant, rows=[
+        {"event_id": "v1", "type": "page_view", "customer_external_id": "a", "occurred_at": "2026-01-02T10:00:00Z"},
+        {"event_id": "v2", "type": "page_view", "customer_external_id": "new-1", "occurred_at": "2026-01-03T10:00:00Z"},
+        {"event_id": "v1", "type": "page_view", "customer_external_id": "a"},
+        {"event_id": "v3", "type": "signup", "email": "b@example.com", "occurred_at": "2026-01-01T09:00:00Z"},
+    ])
+    deferred: event_services.SeenBounds = {}
+    customer_services.ingest_events(tenant=tenant, rows=[
+        {"event_id": "h1", "type": "page_view", "customer_external_id": "a", "occurred_at": "2025-06-01T00:00:00Z"},
+        {"event_id": "h2", "type": "page_view", "customer_external_id": "a", "occurred_at": "2026-02-01T00:00:00Z"},
+    ], defer_seen=deferred)
+    event_services.widen_seen(tenant=tenant, bounds=deferred)
+    order_rows = [
+        {"external_id": "o1", "customer_external_id": "a", "ordered_at": "2026-01-05T00:00:00Z",
+         "lines": [{"sku": "s1", "quantity": 2, "unit_price": "1.25"}, {"sku": "s2", "name": "Two", "unit_price": "3"}]},
+        {"external_id": "o2", "customer_external_id": "new-2", "ordered_at": "2026-01-06T00:00:00Z", "total": "9.99"},
+    ]
+    orders = customer_services.record_orders(tenant=tenant, rows=order_rows)
+    resent = customer_services.record_orders(tenant=tenant, rows=[{**order_rows[0], "status": "refunded"}, order_rows[1]])
+    people = {
+        c.external_id: (c.kind, c.email, c.first_name, c.last_name, c.tags, c.attributes, c.search_text, c.company_id is not None,
+                        c.first_seen_at is not None, c.last_seen_at)
+        for c in Customer.objects.for_tenant(tenant)
+    }
+    return {
+        "first": first.as_dict(), "second": second.as_dict(), "objects": sorted(c.external_id for c in second.objects.values()),
+        "events": events.as_dict(), "orders": orders.as_dict(), "resent": resent.as_dict(), "people": people,
+        "a_first_seen": Customer.objects.for_tenant(tenant).get(external_id="a").first_seen_at,
+        "stored_events": sorted(Event.objects.for_tenant(tenant).values_list("event_id", "type", "customer__external_id")),
+        "stored_orders": sorted(Order.objects.for_tenant(tenant).values_list("external_id", "status", "total", "customer__external_id")),
+        "lines": sorted(OrderLine.objects.for_tenant(tenant).values_list("order__external_id", "product_sku", "product_name",
+                                                                          "quantity", "unit_price")),
+    }
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="compares the PostgreSQL paths with the portable ones")
+def test_set_based_writes_give_what_the_portable_writes_give(tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: the scenario once through the PostgreSQL paths
+    fast = _scenario(tenant)
+
+    # when: again for another tenant through the portable (ORM) paths
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    twin = Tenant.objects.create(name="Twin", slug="twin", currency=tenant.currency)
+    portable = _scenario(twin)
+    monkeypatch.undo()
+
+    # then: the same outcome (first/last seen of new profiles depend on the clock, not compared)
+    assert fast["a_first_seen"] == portable["a_first_seen"] == datetime(2025, 6, 1, tzinfo=UTC)
+    for key in ("first", "second", "objects", "events", "orders", "resent", "stored_events", "stored_orders", "lines"):
+        assert fast[key] == portable[key], key
+    assert fast["people"].keys() == portable["people"].keys()
+    for external_id, person in fast["people"].items():
+        assert person[:9] == portable["people"][external_id][:9], external_id
+    assert fast["first"]["created"] == 2 and {r["index"] for r in fast["first"]["rejected"]} == {2, 3}
+    assert (fast["second"]["updated"], fast["second"]["unchanged"]) == (1, 1)
+    assert fast["resent"] == {"created": 0, "updated": 1, "unchanged": 1, "rejected": []}
+    assert fast["lines"][0] == ("o1", "s1", "", Decimal("2.000"), Decimal("1.2500"))
+
+
+def test_deferred_first_and_last_seen_are_applied_once_and_a_rerun_repairs_them(tenant: Tenant) -> None:
+    # given: events stored with their first/last seen deferred, and the widening lost
+    rows = [{"event_id": f"h{i}", "type": "page_view", "customer_external_id": "p", "occurred_at": f"2025-0{i}-01T00:00:00Z"}
+            for i in range(1, 4)]
+    lost: event_services.SeenBounds = {}
+    customer_services.ingest_events(tenant=tenant, rows=rows, defer_seen=lost)
+    person = Customer.objects.for_tenant(tenant).get(external_id="p")
+    assert person.first_seen_at is None and lost == {person.pk: (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC))}
+
+    # when: the same rows again (all duplicates now), then the widening
+    again: event_services.SeenBounds = {}
+    result = customer_services.ingest_events(tenant=tenant, rows=rows, defer_seen=again)
+    event_services.widen_seen(tenant=tenant, bounds=again)
+
+    # then
+    person.refresh_from_db()
+    assert (result.accepted, result.duplicates) == (0, 3)
+    assert (person.first_seen_at, person.last_seen_at) == (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC))
+    assert again == {}
+
+
+def test_live_events_move_last_seen_only_past_the_slack(tenant: Tenant) -> None:
+    # given
+    now = timezone.now()
+    customer_services.ingest_events(tenant=tenant, rows=[
+        {"event_id": "l1", "type": "page_view", "customer_external_id": "q", "occurred_at": (now - timedelta(minutes=30)).isoformat()}])
+    person = Customer.objects.for_tenant(tenant).get(external_id="q")
+    seen = person.last_seen_at
+
+    # when: one event within the slack, then one past it
+    customer_services.ingest_events(tenant=tenant, rows=[
+        {"event_id": "l2", "type": "page_view", "customer_external_id": "q", "occurred_at": (now - timedelta(minutes=27)).isoformat()}])
+    person.refresh_from_db()
+    within = person.last_seen_at
+    customer_services.ingest_events(tenant=tenant, rows=[
+        {"event_id": "l3", "type": "page_view", "customer_external_id": "q", "occurred_at": now.isoformat()}])
+    person.refresh_from_db()
+
+    # then
+    assert within == seen and person.last_seen_at == now
