@@ -15,5 +15,6 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/segments/", include("customers.segment_urls")),
     path("t/<slug:tenant_slug>/offers/", include("offers.urls")),
     path("f/", include("customers.public_urls")),
+    path("p/<slug:tenant_slug>/", include("offers.portal.urls")),
     path("", include("tenants.urls")),
 ]

@@ -241,3 +241,18 @@ class Recommendation(TenantOwnedModel):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "customer", "offer"], name="recommendation_unique")]
         indexes = [models.Index(fields=["tenant", "customer", "rank"], name="recommendation_customer_rank")]
+
+
+class PortalSignInLink(TenantOwnedModel):
+    """A single-use link, emailed for 15 minutes, that signs a customer in to the portal.
+    Only the SHA-256 of its random token is stored; the link names its tenant's slug too."""
+
+    id = models.BigAutoField(primary_key=True)
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "expires_at"], name="portallink_tenant_expiry")]

@@ -40,6 +40,9 @@ UNSCOPED_ROUTES: dict[str, str] = {
     "leadforms:form": "public by design, addressed by tenant slug + form slug (active forms only); tested in tests/customers/test_leads.py",
     "leadforms:embed": "public by design, addressed by tenant slug + form slug (active forms only); tested in tests/customers/test_leads.py",
     "leadforms:confirm": "public by design, addressed by tenant slug + an unguessable single-use token looked up within that tenant; tested in tests/customers/test_leads.py",
+    "portal:": "customer portal: signed in by a portal session scoped to one tenant, not a dashboard membership, so another "
+               "tenant's pages redirect to that tenant's sign-in and its object ids are 404s; every portal route is walked with "
+               "a signed-in customer and the other tenant's ids in tests/offers/test_portal.py (which fails on an unlisted route)",
 }
 
 # URL arguments that name a tenant-owned object, and the model they name.

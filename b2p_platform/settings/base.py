@@ -223,6 +223,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.rebuild_all_segments",
         "schedule": crontab(minute=23),
     },
+    "purge-portal-sign-in-links": {
+        "task": "offers.tasks.purge_expired_sign_in_links",
+        "schedule": crontab(hour=4, minute=11),
+    },
     # Predictions and the built-in segments over them (RFM, clusters, churn, value), nightly.
     "refresh-predictions": {
         "task": "customers.tasks.refresh_all_predictions",

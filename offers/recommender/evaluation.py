@@ -30,7 +30,7 @@ from __future__ import annotations
 import csv
 import itertools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,38 +170,57 @@ def load_baskets(path: str | Path) -> Dataset:
     return Dataset(Path(path).name, "baskets", matrix, user_labels, item_labels)
 
 
-# An order line says more than a cart, a cart more than a click or a view. A (customer, item)
-# pair keeps its strongest signal; weights stay ≤ 1 so the models' defaults keep their scale.
-TENANT_WEIGHTS = {"order": 1.0, "add_to_cart": 0.5, "offer_click": 0.4, "product_view": 0.25}
+# An order line says more than a cart, a cart more than a click or a view; claiming an offer says
+# as much as buying. A (customer, item) pair keeps its strongest signal; weights stay ≤ 1 so the
+# models' defaults keep their scale.
+TENANT_WEIGHTS = {"order": 1.0, "claim": 1.0, "add_to_cart": 0.5, "offer_click": 0.4, "product_view": 0.25}
 
 
-def load_tenant(tenant: Any) -> Dataset:
-    """A tenant's paid orders and product/offer events as weighted interactions (read only
-    through that tenant's scope). Items are SKUs, and offers as "offer:<id>"."""
+def load_tenant(tenant: Any, *, exclude_customers: Collection[int] = ()) -> Dataset:
+    """A tenant's revenue orders, offer claims and product/offer events as weighted interactions,
+    read only through that tenant's scope and aggregated in the database (one row per customer,
+    item and signal, not per event). Items are SKUs and offers as "offer:<id>"; an event names
+    its product by `sku`, or by `product_id` (a catalogue product's id, else taken as a SKU).
+    `exclude_customers` are left out (people who withdrew consent to profiling)."""
+    from django.db.models import Max
+    from django.db.models.fields.json import KT
+
     from customers.models import Event, Order, OrderLine
+    from offers.models import OfferRequest, Product
 
+    excluded = set(exclude_customers)
     pairs: dict[tuple[int, str], tuple[float, float]] = {}
 
     def add(customer_id: int, item: str, weight: float, moment: Any) -> None:
+        if customer_id in excluded:
+            return
         stamp = moment.timestamp() if moment is not None else 0.0
         old = pairs.get((customer_id, item))
         pairs[(customer_id, item)] = (max(weight, old[0]), max(stamp, old[1])) if old else (weight, stamp)
 
     lines = (OrderLine.objects.for_tenant(tenant)
              .filter(order__status__in=Order.REVENUE_STATUSES, order__customer__erased_at__isnull=True)
-             .values_list("order__customer_id", "product_sku", "order__ordered_at"))
-    for customer_id, sku, ordered_at in lines.iterator(chunk_size=5000):
+             .values_list("order__customer_id", "product_sku").annotate(at=Max("order__ordered_at")).order_by())
+    for customer_id, sku, ordered_at in lines.iterator(chunk_size=10000):
         if sku:
             add(customer_id, sku, TENANT_WEIGHTS["order"], ordered_at)
-    event_types = [t for t in TENANT_WEIGHTS if t != "order"]
+    claims = (OfferRequest.objects.for_tenant(tenant).filter(customer__erased_at__isnull=True)
+              .values_list("customer_id", "offer_id").annotate(at=Max("created_at")).order_by())
+    for customer_id, offer_id, claimed_at in claims.iterator(chunk_size=10000):
+        add(customer_id, f"offer:{offer_id}", TENANT_WEIGHTS["claim"], claimed_at)
+    sku_of_product = {str(pk): sku for pk, sku in Product.objects.for_tenant(tenant).values_list("pk", "sku")}
+    event_types = [t for t in TENANT_WEIGHTS if t not in ("order", "claim")]
     events = (Event.objects.for_tenant(tenant).filter(type__in=event_types)
-              .values_list("customer_id", "type", "properties", "occurred_at"))
-    for customer_id, event_type, properties, occurred_at in events.iterator(chunk_size=5000):
-        properties = properties if isinstance(properties, dict) else {}
-        if properties.get("sku"):
-            item = str(properties["sku"])
-        elif properties.get("offer"):
-            item = f"offer:{properties['offer']}"
+              .values_list("customer_id", "type", KT("properties__sku"), KT("properties__product_id"), KT("properties__offer"))
+              .annotate(at=Max("occurred_at")).order_by())
+    for customer_id, event_type, sku, product_id, offer, occurred_at in events.iterator(chunk_size=10000):
+        # Text on PostgreSQL; SQLite's JSON functions return numbers as numbers.
+        if sku not in (None, ""):
+            item = str(sku)
+        elif product_id not in (None, ""):
+            item = sku_of_product.get(str(product_id), str(product_id))
+        elif offer not in (None, ""):
+            item = f"offer:{offer}"
         else:
             continue
         add(customer_id, item, TENANT_WEIGHTS[event_type], occurred_at)
@@ -594,10 +613,11 @@ MIN_TUNING_USERS = 50  # fewer validation users than this: tuning is noise, keep
 
 
 def fit_shipped(interactions: Any, *, tune: bool = True, seed: int = 0, folds: int = 1, blend_folds: int = 2,
-                objective: str = "ndcg", k: int = K) -> Blend:
+                objective: str = "ndcg", k: int = K, item_features: Any = None) -> Blend:
     """The shipped blend fitted on all of `interactions`. With `tune`, its components and mix
     are first chosen on random validation splits of the same data as in `compare` (when each
-    holds at least MIN_TUNING_USERS users); otherwise Blend's defaults."""
+    holds at least MIN_TUNING_USERS users); otherwise Blend's defaults. `item_features` (items ×
+    features) give products without interactions a content-based score (see Blend)."""
     matrix = as_csr(interactions)
     if tune:
         splits = [random_split(matrix, VALIDATION_FRACTION, seed + VALIDATION_SEED_OFFSET + fold) for fold in range(folds)]
@@ -605,8 +625,8 @@ def fit_shipped(interactions: Any, *, tune: bool = True, seed: int = 0, folds: i
         if all(evaluated_users(v).size >= MIN_TUNING_USERS and f.nnz for f, v in [*splits, *blend_splits]):
             tuned = {label: tune_candidate(label, splits, objective, k) for label in dict.fromkeys(BLEND_COMPONENTS.values())}
             params, _ = tune_blend(blend_splits, tuned, objective, k)
-            return Blend(**params).fit(matrix)
-    return Blend().fit(matrix)
+            return Blend(**params, item_features=item_features).fit(matrix)
+    return Blend(item_features=item_features).fit(matrix)
 
 
 @dataclass(frozen=True)

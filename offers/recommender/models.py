@@ -454,6 +454,19 @@ class Blend(Recommender):
                 return Reason("similar", int(seen[best]))
         return Reason("popular")
 
+    def item_links(self) -> np.ndarray | None:
+        """`_item_links` for every pair at once: a dense item × item matrix whose [h, i] says how
+        strongly history item h points to item i (for explaining many users in one pass)."""
+        ease, rp3, als = self.models.get("ease"), self.models.get("rp3beta"), self.models.get("als")
+        if isinstance(ease, EASE):
+            return ease.weights
+        if isinstance(rp3, RP3beta):
+            return rp3.similarity.toarray()
+        if isinstance(als, ALS):
+            factors = als.item_factors / np.maximum(np.linalg.norm(als.item_factors, axis=1, keepdims=True), 1e-9)
+            return factors @ factors.T
+        return None
+
     def _item_links(self, seen: np.ndarray, item: int) -> np.ndarray | None:
         """How strongly each item in `seen` points to `item` in the blend's item-to-item part."""
         ease, rp3, als = self.models.get("ease"), self.models.get("rp3beta"), self.models.get("als")
