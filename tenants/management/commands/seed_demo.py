@@ -44,6 +44,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo tenant '{tenant.slug}' is ready."))
         self.stdout.write(f"Sign in at /accounts/sign-in/ as {DEMO_OWNER} with password {DEMO_PASSWORD}")
         self.stdout.write(f"Other demo members ({', '.join(e for e, _r, _n in DEMO_TEAM)}) use the same password.")
+        self.stdout.write(f"Customer portal: /p/{tenant.slug}/ — sign in with a demo customer's email; without EMAIL_URL the "
+                          "sign-in link is printed in the web server's log.")
 
     @transaction.atomic
     def _tenant_and_team(self) -> Tenant:
@@ -101,3 +103,43 @@ class Command(BaseCommand):
                     segment_services.create_segment(tenant=tenant, actor=None, name=name, definition=definition)
             services.start_job(tenant=tenant, actor=None, kind="predictions_refresh")
         self.stdout.write("Queued example segments and a predictions run (see Jobs once the worker is up).")
+        self._seed_offers(tenant)
+
+    def _seed_offers(self, tenant: Tenant) -> None:
+        """The seed's catalogue as products, and offers of each kind, then a recommendation run."""
+        from decimal import Decimal
+
+        from offers.models import Offer, Product
+        from offers.services import catalogue
+
+        if Offer.objects.for_tenant(tenant).exists():
+            return
+        catalogue.upsert_products(tenant=tenant, rows=[
+            {"sku": p.sku, "name": p.name, "category": p.category, "base_price": Decimal(p.price_cents) / 100, "currency": "EUR"}
+            for p in seed.CATALOGUE])
+        sku = {p.sku: p for p in Product.objects.for_tenant(tenant)}
+        offers = [
+            {"name": "15% off the A15 smartphone", "kind": "percent_off", "product_id": sku["DEV-PH-A15"].pk, "value": Decimal(15)},
+            {"name": "Tariff M for 14.90", "kind": "fixed_price", "product_id": sku["TAR-M"].pk, "value": Decimal("14.90"),
+             "eligibility": {"kinds": ["consumer"]}},
+            {"name": "Repair kit: A15 display and battery", "kind": "bundle", "value": Decimal("99.00"),
+             "items": [{"product_id": sku["SP-SCR-A15"].pk}, {"product_id": sku["SP-BAT-A15"].pk}],
+             "eligibility": {"kinds": ["business_buyer"]}},
+            {"name": "10 off a fast charger", "kind": "amount_off", "product_id": sku["ACC-CHG"].pk, "value": Decimal(10),
+             "per_customer_cap": 1},
+            {"name": "Build your tariff", "kind": "configurable", "base_price": Decimal("4.90"), "option_groups": [
+                {"key": "data", "label": "Data", "options": [{"key": "5gb", "label": "5 GB", "price": "5"},
+                                                             {"key": "20gb", "label": "20 GB", "price": "10"},
+                                                             {"key": "unlimited", "label": "Unlimited", "price": "25"}]},
+                {"key": "minutes", "label": "Minutes", "min_select": 0, "options": [
+                    {"key": "300", "label": "300 minutes", "price": "3"}, {"key": "unlimited", "label": "Unlimited", "price": "8"}]},
+                {"key": "extras", "label": "Extras", "min_select": 0, "max_select": 2, "options": [
+                    {"key": "roaming", "label": "EU roaming", "price": "6", "requires": ["data.unlimited"]},
+                    {"key": "kids", "label": "Kids filter", "price": "1"}]}]},
+        ]
+        with transaction.atomic():
+            for priority, data in enumerate(reversed(offers)):
+                catalogue.create_offer(tenant=tenant, actor=None,
+                                       data={"status": "active", "currency": "EUR", "priority": priority, **data})
+            services.start_job(tenant=tenant, actor=None, kind="recommendations_train")
+        self.stdout.write(f"Created {len(offers)} demo offers over {len(sku)} products; queued a recommendation run.")
