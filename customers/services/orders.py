@@ -16,7 +16,7 @@ from customers.intake import MAX_BATCH, RowInvalid, clean_order
 from customers.models import Order, OrderLine
 from customers.segments import freshness
 from customers.services.events import empty_stage_now, resolve_customer_refs
-from customers.services.profiles import model_values, text_array
+from customers.services.profiles import model_values, rows_by_external_id, text_array
 from tenants.models import Tenant
 
 
@@ -107,15 +107,7 @@ def _orders_by_external_id(tenant: Tenant, external_ids: list[str]) -> dict[str,
         return {}
     columns = ("id", "customer_id", *ORDER_STATE)
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            # One index probe per id, whatever the table's statistics say (see profiles.text_array).
-            cursor.execute(
-                f"SELECT x.external_id, {', '.join(f'o.{c}' for c in columns)} FROM unnest(%s::text[]) AS x(external_id) "  # noqa: S608 - names from ORDER_STATE
-                f"CROSS JOIN LATERAL (SELECT {', '.join(columns)} FROM customers_order "
-                "WHERE tenant_id = (SELECT %s::bigint) AND external_id = x.external_id LIMIT 1) AS o",
-                [text_array(external_ids), tenant.pk],
-            )
-            return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in cursor.fetchall()}
+        return rows_by_external_id(tenant, "customers_order", columns, external_ids)
     return {values.pop("external_id"): values for values in
             Order.objects.for_tenant(tenant).filter(external_id__in=external_ids).values("external_id", *columns)}
 

@@ -242,20 +242,26 @@ def _erased_hashes(tenant: Tenant, hashes: set[str]) -> set[str]:
     return set(ErasureTombstone.objects.for_tenant(tenant).filter(identifier_hash__in=hashes).values_list("identifier_hash", flat=True))
 
 
+def rows_by_external_id(tenant: Tenant, table: str, columns: tuple[str, ...], external_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """`columns` of the rows of `table` with these external ids (PostgreSQL): one index probe per
+    id, whatever the table's statistics say (see text_array). Names come from our own constants."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT x.external_id, {', '.join(f'r.{c}' for c in columns)} FROM unnest(%s::text[]) AS x(external_id) "  # noqa: S608
+            f"CROSS JOIN LATERAL (SELECT {', '.join(columns)} FROM {table} "
+            "WHERE tenant_id = (SELECT %s::bigint) AND external_id = x.external_id LIMIT 1) AS r",
+            [text_array(external_ids), tenant.pk],
+        )
+        return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in cursor.fetchall()}
+
+
 def _states_by_external_id(tenant: Tenant, external_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Profile states (with "id") of the customers with these external ids."""
     if not external_ids:
         return {}
     columns = ("id", *STATE_FIELDS)
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT x.external_id, {', '.join(f'c.{c}' for c in columns)} FROM unnest(%s::text[]) AS x(external_id) "  # noqa: S608 - names from STATE_FIELDS
-                f"CROSS JOIN LATERAL (SELECT {', '.join(columns)} FROM customers_customer "
-                "WHERE tenant_id = (SELECT %s::bigint) AND external_id = x.external_id LIMIT 1) AS c",
-                [text_array(external_ids), tenant.pk],
-            )
-            states = {row[0]: dict(zip(columns, row[1:], strict=True)) for row in cursor.fetchall()}
+        states = rows_by_external_id(tenant, "customers_customer", columns, external_ids)
         for state in states.values():  # Django has psycopg2 return jsonb as text, for JSONField to decode
             state["tags"] = _load_json(state["tags"])
             state["attributes"] = _load_json(state["attributes"])
