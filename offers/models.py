@@ -228,10 +228,13 @@ class OfferRequestEvent(TenantOwnedModel):
 class Recommendation(TenantOwnedModel):
     """A customer's ranked offer, written by the recommendation job; served after business rules."""
 
+    # Rewritten wholesale by every training run (millions of rows): no database FK checks, which
+    # doubled the time of the COPY (measured: 126 s → 57 s for 4M rows). Django's CASCADE still
+    # removes a deleted customer's or offer's rows, and the job drops rows of ones deleted meanwhile.
     id = models.BigAutoField(primary_key=True)
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, db_index=False, related_name="+")
-    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, db_index=False, related_name="+")
-    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, db_index=False, related_name="+")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, db_index=False, db_constraint=False, related_name="+")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, db_index=False, db_constraint=False, related_name="+")
+    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, db_index=False, db_constraint=False, related_name="+")
     score = models.FloatField()
     rank = models.PositiveSmallIntegerField()
     reason: Any = models.JSONField(default=dict)  # {"code": "bought", "product": "..."} rendered per language

@@ -11,14 +11,16 @@ Rules:
   the customer has not bought yet (bundle), or as itself when it has no product (configurable:
   claims of and clicks on the offer are items of the model, so its score is their popularity
   among similar customers). Products already bought and offers already claimed are left out.
-- Only active offers inside their validity window whose total cap is not reached are ranked.
-  Eligibility, per-customer caps and diversity are rules of the serving layer, applied after.
+- Only active offers inside their validity window whose total cap and budget are not used up
+  are ranked (`pricing.active_offers`). Eligibility, per-customer caps and diversity are rules
+  of the serving layer, applied after.
 - People whose latest personalization consent entry is a withdrawal are not used to train, and
   all get the same non-personal ranking (popularity among everyone), reason "not_personalized".
   Customers without any interaction get the popularity ranking of their own kind (consumer or
   business buyer), reason "popular_with_kind".
 - A run replaces the tenant's rows in one transaction: one DELETE, then one COPY (PostgreSQL)
-  or bulk inserts in batches, so readers see the old list or the new one, never a mix.
+  or bulk inserts in batches, so readers see the old list or the new one, never a mix. Rows of
+  customers or offers deleted while the job was scoring are left out.
 """
 
 from __future__ import annotations
@@ -28,19 +30,21 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from django.db import connection, transaction
-from django.db.models import Exists, F, Max, OuterRef, Prefetch, Q
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Consent, Customer, OrderLine
-from offers.models import Offer, OfferItem, Product, Recommendation
+from offers.models import Offer, Product, Recommendation
 from offers.recommender import evaluation
 from offers.recommender.models import BATCH_USERS, Blend, standardize_rows, top_k
+from offers.services import pricing
 from tenants.models import Tenant
 
 Progress = Callable[[int], None]
@@ -49,7 +53,7 @@ MODEL_NAME = Blend.name
 MAX_TOP_N = 100
 BOUGHT = evaluation.TENANT_WEIGHTS["order"]  # a pair this strong was bought (or the offer claimed)
 WRITE_BATCH = 5000  # rows per bulk_create where COPY is not available
-STAGE = "recommendation_stage"  # a temporary table of the writing transaction
+STAGE = "recommendation_stage"  # temporary table, only when rows must be filtered on the way in
 ADVISORY_LOCK = 0x5EC0  # pg_advisory_xact_lock(ADVISORY_LOCK, tenant id): one writer per tenant
 
 # Reason codes stored in Recommendation.reason["code"]; `reason_text` renders them.
@@ -100,7 +104,7 @@ def personalization_opt_outs(*, tenant: Tenant) -> set[int]:
     return set(withdrawn.filter(~Exists(later)).values_list("customer_id", flat=True).distinct())
 
 
-def recommendable_customers(*, tenant: Tenant) -> Any:
+def recommendable_customers(*, tenant: Tenant) -> QuerySet[Customer]:
     return Customer.objects.for_tenant(tenant).filter(erased_at__isnull=True)
 
 
@@ -109,19 +113,14 @@ def count_customers(*, tenant: Tenant) -> int:
     return recommendable_customers(tenant=tenant).count()
 
 
-def rankable_offers(*, tenant: Tenant, at: Any = None) -> list[Offer]:
-    """Active offers inside their validity window whose total cap is not reached, with their bundle items."""
-    moment = at or timezone.now()
-    offers = (
-        Offer.objects.for_tenant(tenant)
-        .filter(status=Offer.Status.ACTIVE)
-        .filter(Q(starts_at__isnull=True) | Q(starts_at__lte=moment), Q(ends_at__isnull=True) | Q(ends_at__gt=moment))
-        .exclude(total_cap__isnull=False, claims_count__gte=F("total_cap"))
-        .select_related("product")
-        .prefetch_related(Prefetch("items", queryset=OfferItem.objects.for_tenant(tenant).select_related("product")))
-        .order_by("-priority", "id")
-    )
-    return list(offers)
+def rankable_offers(*, tenant: Tenant, now: datetime | None = None) -> list[Offer]:
+    """The offers serving considers (active, inside their validity window), less those whose total
+    cap or budget is used up: no customer could claim them."""
+    return [
+        offer for offer in pricing.active_offers(tenant=tenant, now=now)
+        if not (offer.total_cap is not None and offer.claims_count >= offer.total_cap)
+        and not (offer.budget is not None and offer.spent >= offer.budget)
+    ]
 
 
 # Training -------------------------------------------------------------------------------------
@@ -486,6 +485,8 @@ class _RowWriter:
         # Closed by __exit__: the writer is used as a context manager.
         self.file: Any = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024, mode="w+", newline="", encoding="utf-8")  # noqa: SIM115
         self.rows: list[tuple[int, int, float, int, str]] = []
+        self.customers: set[int] = set()
+        self.offers: set[int] = set()
         # Millions of rows: one CSV line per row by string formatting (csv.writer, row by row,
         # took as long as scoring), with the few distinct reasons quoted once.
         self.quoted: dict[str, str] = {}
@@ -494,6 +495,8 @@ class _RowWriter:
     def add(self, rows: Iterable[tuple[int, int, float, int, str]]) -> None:
         batch = list(rows)
         self.count += len(batch)
+        self.customers.update(row[0] for row in batch)
+        self.offers.update(row[1] for row in batch)
         if not self.copy:
             self.rows += batch
             return
@@ -506,43 +509,47 @@ class _RowWriter:
         """(rows written, rows replaced)."""
         with transaction.atomic():
             if self.copy:
-                return self._replace_by_copy()
+                with connection.cursor() as cursor:
+                    # Two runs for one tenant at once would each delete only the rows they can see and
+                    # then collide on the unique constraint: the second waits here until the first commits.
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_LOCK, self.tenant.pk])
             # One statement per tenant (no cascades or signals: Django deletes in one query).
             replaced, _counts = Recommendation.objects.for_tenant(self.tenant).delete()
-            for start in range(0, len(self.rows), WRITE_BATCH):
+            # Scoring a big tenant takes minutes, in which a customer may be deleted or erased, or an
+            # offer deleted: their rows are left out (a foreign key error at commit would lose the run).
+            gone_customers = self.customers - set(recommendable_customers(tenant=self.tenant).values_list("pk", flat=True))
+            gone_offers = self.offers - set(Offer.objects.for_tenant(self.tenant).values_list("pk", flat=True))
+            if self.copy:
+                return self._copy(sorted(gone_customers), sorted(gone_offers)), replaced
+            rows = [row for row in self.rows if row[0] not in gone_customers and row[1] not in gone_offers]
+            for start in range(0, len(rows), WRITE_BATCH):
                 Recommendation.objects.bulk_create([
                     Recommendation(tenant=self.tenant, customer_id=pk, offer_id=offer, score=score, rank=rank,
                                    reason=json.loads(reason), model=MODEL_NAME, created_at=self.created_at)
-                    for pk, offer, score, rank, reason in self.rows[start:start + WRITE_BATCH]
+                    for pk, offer, score, rank, reason in rows[start:start + WRITE_BATCH]
                 ])
-            return self.count, replaced
+            return len(rows), replaced
 
-    def _replace_by_copy(self) -> tuple[int, int]:
-        table = Recommendation._meta.db_table
-        columns = ", ".join(COLUMNS)
+    def _copy(self, gone_customers: list[int], gone_offers: list[int]) -> int:
+        table, columns = Recommendation._meta.db_table, ", ".join(COLUMNS)
+        self.file.seek(0)
         with connection.cursor() as cursor:
-            # Two runs for one tenant at once would each delete only the rows they can see and then
-            # collide on the unique constraint: the second waits here until the first commits.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_LOCK, self.tenant.pk])
-            # Dropped explicitly as well: inside an outer transaction (tests) ON COMMIT comes too late.
+            if not gone_customers and not gone_offers:
+                cursor.cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", self.file)
+                return self.count
+            # Rare: through a temporary table, filtered by the (few) ids that went. Dropped explicitly
+            # as well: inside an outer transaction (tests) ON COMMIT comes too late.
             cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
             cursor.execute(f"CREATE TEMPORARY TABLE {STAGE} (customer_id bigint, offer_id bigint, score double precision, rank integer, "
                            "reason jsonb, tenant_id bigint, model text, created_at timestamptz) ON COMMIT DROP")
-            self.file.seek(0)
             cursor.cursor.copy_expert(f"COPY {STAGE} ({columns}) FROM STDIN WITH (FORMAT csv)", self.file)
-            replaced, _counts = Recommendation.objects.for_tenant(self.tenant).delete()
-            # Only the tenant's own customers and offers that still exist: scoring a big tenant takes
-            # minutes, in which a customer can be deleted (a foreign key error would lose the run).
-            # Table names are constants; the tenant id is a bound parameter.
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGE} s "  # noqa: S608
-                f"WHERE s.customer_id IN (SELECT id FROM {Customer._meta.db_table} WHERE tenant_id = %s AND erased_at IS NULL) "
-                f"AND s.offer_id IN (SELECT id FROM {Offer._meta.db_table} WHERE tenant_id = %s)",
-                [self.tenant.pk, self.tenant.pk],
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGE} "  # noqa: S608  (constant names)
+                "WHERE customer_id <> ALL(%s) AND offer_id <> ALL(%s)", [gone_customers, gone_offers],
             )
             written = cursor.rowcount
             cursor.execute(f"DROP TABLE {STAGE}")
-            return written, replaced
+            return written
 
     def __enter__(self) -> _RowWriter:
         return self

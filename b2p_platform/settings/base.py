@@ -223,6 +223,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.rebuild_all_segments",
         "schedule": crontab(minute=23),
     },
+    # After the predictions (02:05): recommendations read the fresh segments and scores.
+    "train-recommendations": {
+        "task": "offers.tasks.train_all_recommendations",
+        "schedule": crontab(hour=2, minute=50),
+    },
     "purge-portal-sign-in-links": {
         "task": "offers.tasks.purge_expired_sign_in_links",
         "schedule": crontab(hour=4, minute=11),

@@ -379,7 +379,8 @@ class Blend(Recommender):
 
     Cold start: a user with an empty history gets the most popular items; with `item_features`,
     items without any interaction (new products) get `content_weight` × their standardised
-    content-based score instead of a collaborative score, which for them is meaningless."""
+    content-based score instead of a collaborative score, which for them is meaningless (and
+    go last for a user whose history shares none of their features)."""
 
     name = "blend"
     COMPONENTS: ClassVar[tuple[str, ...]] = ("ease", "als", "rp3beta", "most_popular")
@@ -419,8 +420,15 @@ class Blend(Recommender):
         for name, model in self.models.items():
             total += self.weights[name] * standardize_rows(model._score(history, user_rows))
         if self.content is not None and self.cold_items.any():
-            content = standardize_rows(self.content._score(history, user_rows))
-            total[:, self.cold_items] = self.content_weight * content[:, self.cold_items]
+            raw = self.content._score(history, user_rows)
+            content = self.content_weight * standardize_rows(raw)[:, self.cold_items]
+            # A new product sharing no feature with the history has nothing for it, yet its z-score
+            # of 0 similarity can beat most collaborative scores when few items match the profile:
+            # it goes last instead (at the lowest score of the items with interactions).
+            if (~self.cold_items).any():
+                floor = total[:, ~self.cold_items].min(axis=1, keepdims=True)
+                content = np.where(raw[:, self.cold_items] > 0, content, np.minimum(content, floor))
+            total[:, self.cold_items] = content
         cold_users = history.getnnz(axis=1) == 0
         if cold_users.any():
             total[cold_users] = standardize_rows(self.popular.popularity[None, :])

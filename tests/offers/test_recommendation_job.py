@@ -84,6 +84,8 @@ def build_shop(tenant: Tenant) -> dict[str, Any]:
         "future": _offer(tenant, "Next month's charger deal", Offer.Kind.PERCENT_OFF, products["CHG"],
                          starts_at=timezone.now() + timedelta(days=30)),
         "sold_out": _offer(tenant, "Sold-out display deal", Offer.Kind.PERCENT_OFF, products["PART-1"], total_cap=1, claims_count=1),
+        "spent": _offer(tenant, "Battery deal, budget spent", Offer.Kind.PERCENT_OFF, products["PART-2"], budget=Decimal("50"),
+                        spent=Decimal("50")),
     }
     for sku in ("CASE-X", "CHG"):
         OfferItem.objects.create(tenant=tenant, offer=offers["bundle"], product=products[sku])
@@ -104,7 +106,7 @@ def test_training_writes_each_customer_ranked_offers_with_reasons(tenant: Tenant
 
     customers = Customer.objects.for_tenant(tenant).count()
     assert result["customers"] == customers
-    assert result["offers"] == 8  # the active ones in their window, with room left
+    assert result["offers"] == 8  # the active ones in their window, with cap and budget left
     assert result["interactions"] == FANS * 3 + SHOPS * 3 + 1 + 1 + 1 + 4  # orders (not the opted-out one), 2 views, claims
     assert result["not_personalized"] == 1 and result["cold_start"] == 2
     assert result["personalized"] == customers - 3
@@ -200,14 +202,15 @@ def test_a_configurable_offer_scores_by_its_claims(tenant: Tenant, other_tenant:
     recommendations.train_recommendations(tenant=tenant)
 
     shop_buyer = rows_of(tenant, shop["people"]["shop-7"])  # did not claim it, but buys like those who did
-    assert shop["offers"]["tariff"].pk in [r.offer_id for r in shop_buyer[:3]]
+    assert shop_buyer[0].offer_id == shop["offers"]["tariff"].pk
+    assert shop_buyer[-1].offer_id == shop["offers"]["new_case"].pk  # new, and nothing like what they buy
     claimed = rows_of(tenant, shop["people"]["shop-0"])
     assert shop["offers"]["tariff"].pk not in {r.offer_id for r in claimed}
 
 
-def test_inactive_expired_future_and_sold_out_offers_never_appear(tenant: Tenant, other_tenant: Tenant) -> None:
+def test_inactive_expired_future_and_used_up_offers_never_appear(tenant: Tenant, other_tenant: Tenant) -> None:
     shop = build_shop(tenant)
-    excluded = {shop["offers"][name].pk for name in ("paused", "draft", "expired", "future", "sold_out")}
+    excluded = {shop["offers"][name].pk for name in ("paused", "draft", "expired", "future", "sold_out", "spent")}
 
     recommendations.train_recommendations(tenant=tenant, top_n=50)
 
@@ -332,3 +335,16 @@ def test_reason_text_renders_every_code(reason: dict[str, Any], text: str) -> No
 def test_reason_text_speaks_the_active_language() -> None:
     with override("ru"):
         assert recommendations.reason_text({"code": "bought", "product": "Phone X"}) == "Потому что вы купили Phone X"
+
+
+def test_nightly_task_queues_one_training_job_per_tenant_with_active_offers(tenant: Tenant, other_tenant: Tenant,
+                                                                            django_capture_on_commit_callbacks: Any) -> None:
+    from offers import tasks
+    from tenants.models import JobRun
+
+    with django_capture_on_commit_callbacks():
+        queued = tasks.train_all_recommendations()
+    # the look-alike tenant has active offers; `tenant` has none
+    assert queued == 1
+    assert JobRun.objects.for_tenant(other_tenant).filter(kind="recommendations_train").count() == 1
+    assert not JobRun.objects.for_tenant(tenant).filter(kind="recommendations_train").exists()
