@@ -42,19 +42,39 @@ class HasApiKeyScope(permissions.BasePermission):
 
 
 class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
-    """Per-key rate from the key's own setting or API_KEY_DEFAULT_RATE; 429 with Retry-After."""
+    """Per-key rate from the key's own setting or API_KEY_DEFAULT_RATE; 429 with Retry-After.
+
+    A fixed window counted with one cache INCR per request. DRF's default keeps a list of every
+    request's time in the window and rewrites it on each request, which at thousands of requests
+    a minute cost more than the endpoints themselves (measured: whoami fell from 379 to 202
+    requests/s as the list grew). The price is that a burst may straddle two windows.
+    """
 
     scope = "api_key"
+    _wait: float = 0.0
 
     def get_rate(self) -> str:
         return settings.API_KEY_DEFAULT_RATE
 
     def allow_request(self, request: Request, view: Any) -> bool:
         api_key = request.auth
-        if isinstance(api_key, ApiKey) and api_key.rate_limit:
-            self.rate = api_key.rate_limit
-            self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        if not isinstance(api_key, ApiKey):
+            return True
+        self.num_requests, self.duration = self.parse_rate(api_key.rate_limit or settings.API_KEY_DEFAULT_RATE)
+        now = self.timer()
+        window = int(now // self.duration)
+        key = f"throttle:api_key:{api_key.pk}:{window}"
+        self.cache.add(key, 0, timeout=self.duration + 1)  # atomic: only the window's first request creates it
+        try:
+            count = self.cache.incr(key)
+        except ValueError:  # expired between add and incr
+            self.cache.set(key, 1, timeout=self.duration + 1)
+            count = 1
+        self._wait = (window + 1) * self.duration - now
+        return count <= self.num_requests
+
+    def wait(self) -> float:
+        return max(self._wait, 1.0)
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         if not isinstance(request.auth, ApiKey):
