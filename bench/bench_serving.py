@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import random
 import sys
 import threading
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")  # throttles and caches as in production
 
 from bench import common
 

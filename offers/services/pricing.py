@@ -387,19 +387,22 @@ def offers_for_customer(
         eligible, reasons = check_eligibility(offer=offer, context=context, now=now)
         if not eligible:
             continue
-        if offer.kind == Offer.Kind.CONFIGURABLE:
-            quote, from_price = None, _cheapest_configuration(offer)
-        else:
-            quote, from_price = quote_offer(offer=offer, context=context), None
-            reasons = reasons + quote.reasons
         score, why = recommended.get(offer.pk, (None, None))
         if not context.personalized:
             reasons = [{"code": "not_personalized"}, *reasons]
         elif why:
             reasons = [why, *reasons]
-        results.append(EligibleOffer(offer=offer, quote=quote, from_price=from_price, score=score, reasons=reasons))
+        results.append(EligibleOffer(offer=offer, quote=None, from_price=None, score=score, reasons=reasons))
     results = _rank(results, recent_products=recent_products if context.personalized else None)
-    return _diversify(results, limit=limit)
+    served = _diversify(results, limit=limit)
+    # Ranking does not depend on price, so only the offers served are priced.
+    for item in served:
+        if item.offer.kind == Offer.Kind.CONFIGURABLE:
+            item.from_price = _cheapest_configuration(item.offer)
+        else:
+            item.quote = quote_offer(offer=item.offer, context=context)
+            item.reasons = item.reasons + item.quote.reasons
+    return served
 
 
 def _cheapest_configuration(offer: Offer) -> Decimal:
