@@ -36,11 +36,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from django.db import connection, transaction
-from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Consent, Customer, OrderLine
+from customers.services.consent import customers_who_withdrew
 from offers.models import Offer, Product, Recommendation
 from offers.recommender import evaluation
 from offers.recommender.models import BATCH_USERS, Blend, standardize_rows, top_k
@@ -96,12 +97,7 @@ def reason_text(reason: dict[str, Any]) -> str:
 def personalization_opt_outs(*, tenant: Tenant) -> set[int]:
     """Customers whose latest personalization consent entry (any channel) is a withdrawal: the
     whole-tenant form of `customers.services.consent.opted_out_of_personalization`."""
-    consents = Consent.objects.for_tenant(tenant)
-    later = consents.filter(customer_id=OuterRef("customer_id"), purpose=Consent.Purpose.PERSONALIZATION).filter(
-        Q(occurred_at__gt=OuterRef("occurred_at")) | Q(occurred_at=OuterRef("occurred_at"), id__gt=OuterRef("id"))
-    )
-    withdrawn = consents.filter(purpose=Consent.Purpose.PERSONALIZATION, status=Consent.Status.WITHDRAWN)
-    return set(withdrawn.filter(~Exists(later)).values_list("customer_id", flat=True).distinct())
+    return set(customers_who_withdrew(tenant=tenant, purposes=[Consent.Purpose.PERSONALIZATION]))
 
 
 def recommendable_customers(*, tenant: Tenant) -> QuerySet[Customer]:

@@ -35,10 +35,10 @@ from customers.analytics import features as feature_model
 from customers.analytics import rfm as rfm_model
 from customers.models import Consent, Customer, CustomerScore, Event, Order, PredictionRun, Segment
 from customers.segments import services as segment_services
+from customers.services.consent import customers_who_withdrew
 from tenants.models import JobRun, Tenant
 
 SCORES = CustomerScore._meta.db_table
-CONSENTS = Consent._meta.db_table
 ORDERS = Order._meta.db_table
 EVENTS = Event._meta.db_table
 CUSTOMERS = Customer._meta.db_table
@@ -52,27 +52,12 @@ Progress = Callable[[int], None]
 # Consent --------------------------------------------------------------------------------------
 
 
-def _excluded_sql() -> str:
-    """Customers whose latest entry for a profiling purpose (any channel) is a withdrawal."""
-    purposes = ", ".join(f"'{p}'" for p in PROFILING_PURPOSES)
-    return (
-        f"SELECT DISTINCT c.customer_id FROM {CONSENTS} c WHERE c.tenant_id = %s AND c.purpose IN ({purposes}) "
-        f"AND c.status = 'withdrawn' AND NOT EXISTS (SELECT 1 FROM {CONSENTS} l WHERE l.tenant_id = c.tenant_id "
-        f"AND l.customer_id = c.customer_id AND l.purpose = c.purpose "
-        f"AND (l.occurred_at > c.occurred_at OR (l.occurred_at = c.occurred_at AND l.id > c.id)))"
-    )
-
-
 def excluded_customer_ids(*, tenant: Tenant) -> set[int]:
-    with connection.cursor() as cursor:
-        cursor.execute(_excluded_sql(), [tenant.pk])
-        return {row[0] for row in cursor.fetchall()}
+    return set(customers_who_withdrew(tenant=tenant, purposes=PROFILING_PURPOSES))
 
 
 def is_excluded(*, tenant: Tenant, customer: Customer) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM ({_excluded_sql()}) x WHERE x.customer_id = %s", [tenant.pk, customer.pk])
-        return cursor.fetchone() is not None
+    return customers_who_withdrew(tenant=tenant, purposes=PROFILING_PURPOSES).filter(customer_id=customer.pk).exists()
 
 
 # Reading inputs -------------------------------------------------------------------------------
@@ -103,25 +88,30 @@ def _read_frame(sql: str, params: list[Any], columns: list[str], dates: tuple[st
     return frame
 
 
-def _without_left_out(*, tenant: Tenant, frame: pd.DataFrame) -> pd.DataFrame:
-    """Drop erased people and those left out by consent (a few ids: filtered here rather than in
-    SQL, where the NOT IN would keep PostgreSQL from aggregating in parallel)."""
+def left_out_ids(*, tenant: Tenant) -> tuple[set[int], int]:
+    """Erased people and those left out by consent, and how many the consent left out. Read once
+    per job; the loaders drop these few ids from their frames rather than in SQL, where the NOT IN
+    would keep PostgreSQL from aggregating in parallel."""
+    excluded = excluded_customer_ids(tenant=tenant)
     erased = set(Customer.objects.for_tenant(tenant).filter(erased_at__isnull=False).values_list("pk", flat=True))
-    left_out = erased | excluded_customer_ids(tenant=tenant)
+    return erased | excluded, len(excluded)
+
+
+def _without(frame: pd.DataFrame, left_out: set[int]) -> pd.DataFrame:
     if not left_out:
         return frame
     return frame[~frame["customer_id"].isin(left_out)].reset_index(drop=True)
 
 
-def load_order_aggregates(*, tenant: Tenant) -> pd.DataFrame:
+def load_order_aggregates(*, tenant: Tenant, left_out: set[int]) -> pd.DataFrame:
     statuses = ", ".join(f"'{s}'" for s in Order.REVENUE_STATUSES)
     sql = (f"SELECT o.customer_id, count(*), sum(o.total), min(o.ordered_at), max(o.ordered_at), 0 FROM {ORDERS} o "
            f"WHERE o.tenant_id = %s AND o.status IN ({statuses}) GROUP BY o.customer_id")
     frame = _read_frame(sql, [tenant.pk], list(feature_model.ORDER_COLUMNS), dates=("first_order_at", "last_order_at"))
-    return _without_left_out(tenant=tenant, frame=frame)
+    return _without(frame, left_out)
 
 
-def load_event_aggregates(*, tenant: Tenant) -> pd.DataFrame:
+def load_event_aggregates(*, tenant: Tenant, left_out: set[int]) -> pd.DataFrame:
     def count_of(kind: str) -> str:
         return f"sum(CASE WHEN e.type = '{kind}' THEN 1 ELSE 0 END)"
 
@@ -129,15 +119,15 @@ def load_event_aggregates(*, tenant: Tenant) -> pd.DataFrame:
            f"{count_of('offer_click')}, min(e.occurred_at), max(e.occurred_at) FROM {EVENTS} e "
            f"WHERE e.tenant_id = %s GROUP BY e.customer_id")
     frame = _read_frame(sql, [tenant.pk], list(feature_model.EVENT_COLUMNS), dates=("first_event_at", "last_event_at"))
-    return _without_left_out(tenant=tenant, frame=frame)
+    return _without(frame, left_out)
 
 
-def load_order_times(*, tenant: Tenant) -> pd.DataFrame:
+def load_order_times(*, tenant: Tenant, left_out: set[int]) -> pd.DataFrame:
     statuses = ", ".join(f"'{s}'" for s in Order.REVENUE_STATUSES)
     sql = (f"SELECT o.customer_id, o.ordered_at, o.total FROM {ORDERS} o "
            f"WHERE o.tenant_id = %s AND o.status IN ({statuses})")
     frame = _read_frame(sql, [tenant.pk], ["customer_id", "ordered_at", "total"], dates=("ordered_at",))
-    frame = _without_left_out(tenant=tenant, frame=frame)
+    frame = _without(frame, left_out)
     frame["total"] = frame["total"].astype("float64")
     return frame
 
@@ -252,10 +242,10 @@ def run_rfm_and_clusters(*, tenant: Tenant, job: JobRun | None = None, progress:
         phases[name] = round(now - mark[0], 2)
         mark[0] = now
 
-    excluded = len(excluded_customer_ids(tenant=tenant))
-    orders = load_order_aggregates(tenant=tenant)
+    left_out, excluded = left_out_ids(tenant=tenant)
+    orders = load_order_aggregates(tenant=tenant, left_out=left_out)
     phase("read_orders")
-    events = load_event_aggregates(tenant=tenant)
+    events = load_event_aggregates(tenant=tenant, left_out=left_out)
     phase("read_events")
     step(1)
     as_of = _as_of()
@@ -312,8 +302,8 @@ def run_rfm_and_clusters(*, tenant: Tenant, job: JobRun | None = None, progress:
 def run_churn(*, tenant: Tenant, job: JobRun | None = None, progress: Progress | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     step = progress or (lambda n: None)
-    excluded = len(excluded_customer_ids(tenant=tenant))
-    order_times = load_order_times(tenant=tenant)
+    left_out, excluded = left_out_ids(tenant=tenant)
+    order_times = load_order_times(tenant=tenant, left_out=left_out)
     step(1)
     as_of = _as_of()
     model = churn_model.train_churn_model(order_times, as_of=as_of, horizon_days=CHURN_HORIZON_DAYS)
@@ -340,8 +330,8 @@ def run_clv(*, tenant: Tenant, job: JobRun | None = None, progress: Progress | N
 
     started = time.perf_counter()
     step = progress or (lambda n: None)
-    excluded = len(excluded_customer_ids(tenant=tenant))
-    order_times = load_order_times(tenant=tenant)
+    left_out, excluded = left_out_ids(tenant=tenant)
+    order_times = load_order_times(tenant=tenant, left_out=left_out)
     step(1)
     prediction = clv.predict_customer_value(order_times, as_of=_as_of(), horizon_days=CLV_HORIZON_DAYS)
     frame = prediction.customers

@@ -61,7 +61,7 @@ def update_segment(
     if description is not None:
         segment.description = description[:300]
         fields.append("description")
-    rebuild = definition is not None and definition != segment.definition
+    rebuild = False
     if definition is not None:
         checked = validate_definition(tenant=tenant, definition=definition, segment=segment)
         rebuild = checked.definition != segment.definition

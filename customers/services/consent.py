@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.timezone import now
 
 from b2p_platform.exceptions import DomainError
@@ -60,18 +62,34 @@ def consent_state(*, tenant: Tenant, customer: Customer) -> list[dict[str, Any]]
     ]
 
 
-def allows(*, tenant: Tenant, customer: Customer, channel: str, purpose: str) -> bool:
-    """Is this use allowed now? A purpose-wide entry (channel "all") applies to every channel;
-    the most recent relevant entry wins. No entry at all means no consent."""
-    state = current_consents(tenant=tenant, customer=customer)
+def allows_in(state: Mapping[tuple[str, str], Any], *, channel: str, purpose: str) -> bool:
+    """The rule, over a customer's latest entries: a purpose-wide entry (channel "all") applies to
+    every channel; the most recent relevant entry wins; no entry at all means no consent."""
     candidates = [c for key, c in state.items() if key in ((channel, purpose), (Consent.Channel.ALL, purpose))]
-    if not candidates:
-        return False
-    return max(candidates, key=lambda c: (c.occurred_at, c.id)).status == Consent.Status.GRANTED
+    return bool(candidates) and max(candidates, key=lambda c: (c.occurred_at, c.id)).status == Consent.Status.GRANTED
+
+
+def withdrew_in(state: Mapping[tuple[str, str], Any], *, purpose: str) -> bool:
+    """The latest entry for the purpose, on any channel, is a withdrawal."""
+    entries = [c for (_channel, p), c in state.items() if p == purpose]
+    return bool(entries) and max(entries, key=lambda c: (c.occurred_at, c.id)).status == Consent.Status.WITHDRAWN
+
+
+def allows(*, tenant: Tenant, customer: Customer, channel: str, purpose: str) -> bool:
+    """Is this use allowed now? (see allows_in)"""
+    return allows_in(current_consents(tenant=tenant, customer=customer), channel=channel, purpose=purpose)
 
 
 def opted_out_of_personalization(*, tenant: Tenant, customer: Customer) -> bool:
     """"Don't personalize me": the latest personalization entry is a withdrawal."""
-    state = current_consents(tenant=tenant, customer=customer)
-    entries = [c for (ch, pu), c in state.items() if pu == Consent.Purpose.PERSONALIZATION]
-    return bool(entries) and max(entries, key=lambda c: (c.occurred_at, c.id)).status == Consent.Status.WITHDRAWN
+    return withdrew_in(current_consents(tenant=tenant, customer=customer), purpose=Consent.Purpose.PERSONALIZATION)
+
+
+def customers_who_withdrew(*, tenant: Tenant, purposes: Iterable[str]) -> QuerySet[Consent]:
+    """Ids (`customer_id` values) of the tenant's customers whose latest entry for any of these
+    purposes is a withdrawal: the whole-tenant form of `withdrew_in`, as one query."""
+    entries = Consent.objects.for_tenant(tenant)
+    later = entries.filter(customer_id=OuterRef("customer_id"), purpose=OuterRef("purpose")).filter(
+        Q(occurred_at__gt=OuterRef("occurred_at")) | Q(occurred_at=OuterRef("occurred_at"), id__gt=OuterRef("id")))
+    withdrawn = entries.filter(purpose__in=list(purposes), status=Consent.Status.WITHDRAWN).filter(~Exists(later))
+    return withdrawn.values_list("customer_id", flat=True).distinct()

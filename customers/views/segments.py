@@ -186,11 +186,10 @@ class SegmentDetailView(TenantViewMixin, View):
         context = {"tenant": self.tenant, "membership": self.membership, "segment": segment, "page": page, "members": page.items}
         if request.htmx and request.htmx.target == "member-rows":
             return render(request, "customers/segment_detail.html#members", context)
-        trend = selectors.size_trends(tenant=self.tenant, segments=[segment], days=90)[segment.pk]
         sizes = list(segment.sizes.order_by("-day")[:90])[::-1]
         context.update({
             "changes": selectors.list_member_changes(tenant=self.tenant, segment=segment),
-            "trend": trend, "chart": {"labels": [s.day.isoformat() for s in sizes], "sizes": [s.size for s in sizes]},
+            "chart": {"labels": [s.day.isoformat() for s in sizes], "sizes": [s.size for s in sizes]},
             "definition_json": json.dumps(segment.definition, indent=2, ensure_ascii=False),
             "building": segment.status == Segment.Status.BUILDING,
         })

@@ -36,7 +36,7 @@ from django.utils.translation import gettext as _
 
 from b2p_platform.exceptions import DomainError
 from customers.models import Consent, Customer, CustomerScore, SegmentMembership
-from customers.services.consent import current_consents
+from customers.services.consent import allows_in, current_consents, withdrew_in
 from offers.models import Offer, OfferItem, OfferRequest, Option, OptionGroup, PriceListItem, Product, Recommendation, VolumeTier
 from tenants.models import Tenant
 
@@ -110,8 +110,7 @@ def load_context(*, tenant: Tenant, customer: Customer) -> CustomerContext:
                 price_list__company_id=customer.company_id, price_list__is_active=True)
             negotiated = {i.product_id: i.price for i in items}
         tiers = list(VolumeTier.objects.for_tenant(tenant).order_by("-min_quantity"))
-    personalization = [c for (_ch, purpose), c in consents.items() if purpose == "personalization"]
-    opted_out = bool(personalization) and max(personalization, key=lambda c: (c.occurred_at, c.id)).status == "withdrawn"
+    opted_out = withdrew_in(consents, purpose=Consent.Purpose.PERSONALIZATION)
     return CustomerContext(customer=customer, segment_ids=segment_ids, score=score, consents=consents, claims=claims,
                            negotiated=negotiated, tiers=tiers, personalized=not opted_out, recommended=recommended)
 
@@ -201,9 +200,7 @@ def check_eligibility(*, offer: Offer, context: CustomerContext, now: datetime |
     consent = rules.get("consent")
     if consent:
         purpose, channel = consent[0], consent[1] if len(consent) > 1 else "all"
-        relevant = [c for key, c in context.consents.items() if key in ((channel, purpose), ("all", purpose))]
-        latest = max(relevant, key=lambda c: (c.occurred_at, c.id)) if relevant else None
-        if latest is None or latest.status != "granted":
+        if not allows_in(context.consents, channel=channel, purpose=purpose):
             return fail("consent", purpose=purpose, channel=channel)
         passed.append({"code": "consent", "purpose": purpose, "channel": channel})
     return True, passed
