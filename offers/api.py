@@ -8,13 +8,14 @@ from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from customers.models import Customer, Event
+from customers.models import Customer
 from offers.models import Offer, OfferItem, OfferRequest, OfferRequestEvent, Option, OptionGroup, Product, Voucher
 from offers.services import catalogue, claims, pricing
+from offers.services.context import load_context_for_id
 from tenants.api.base import TenantScopedViewSet
 
 
@@ -341,7 +342,16 @@ class ServedOfferSerializer(serializers.Serializer):
         return str(item.quote.list_price) if item.quote else None
 
 
-RECENT_EVENTS = 20
+def served_offer(item: pricing.EligibleOffer) -> dict[str, Any]:
+    """What `ServedOfferSerializer` describes (the OpenAPI schema), built directly: serving is the
+    hottest endpoint, and DRF's per-field machinery cost more than ranking and pricing together."""
+    offer, quote = item.offer, item.quote
+    return {
+        "offer_id": offer.pk, "name": offer.name, "kind": offer.kind, "currency": offer.currency,
+        "price": str(quote.price) if quote else None, "list_price": str(quote.list_price) if quote else None,
+        "from_price": str(item.from_price) if item.from_price is not None else None,
+        "score": float(item.score) if item.score is not None else None, "reasons": item.reasons,
+    }
 
 
 class CustomerOffersViewSet(TenantScopedViewSet):
@@ -360,9 +370,10 @@ class CustomerOffersViewSet(TenantScopedViewSet):
             limit = min(max(int(request.query_params.get("limit", 10)), 1), 50)
         except ValueError as exc:
             raise ValidationError({"limit": ["A whole number from 1 to 50."]}) from exc
-        customer = self.get_object()
-        recent = (Event.objects.for_tenant(request.tenant).filter(customer=customer, type__in=("product_view", "add_to_cart"))
-                  .order_by("-occurred_at").values_list("properties", flat=True)[:RECENT_EVENTS])
-        skus = [p.get("sku") for p in recent if isinstance(p, dict) and p.get("sku")]
-        served = pricing.offers_for_customer(tenant=request.tenant, customer=customer, limit=limit, recent_products=skus)
-        return Response(ServedOfferSerializer(served, many=True).data)
+        # One statement reads the customer (scoped to this key's tenant: another tenant's id is a
+        # 404 like an unknown one) with everything ranking and pricing need.
+        context = load_context_for_id(tenant=request.tenant, customer_id=pk)
+        if context is None:
+            raise NotFound
+        served = pricing.offers_for_customer(tenant=request.tenant, customer=context.customer, limit=limit, context=context)
+        return Response([served_offer(item) for item in served])

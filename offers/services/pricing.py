@@ -14,7 +14,8 @@ Rules:
   pays the lower of the two.
 - A person who opted out of personalization gets offers in the tenant's order (priority, then
   popularity), never by their recommendation scores, and the reason says so.
-- Everything for one customer is read in a fixed number of queries, whatever the number of offers.
+- Everything for one customer is read in one statement (`offers.services.context`), whatever the
+  number of offers; the tenant's active offers are held per process (see `cached_active_offers`).
 """
 
 from __future__ import annotations
@@ -24,24 +25,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from types import SimpleNamespace
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Prefetch, Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from b2p_platform.exceptions import DomainError
-from customers.models import Consent, Customer, CustomerScore, SegmentMembership
-from customers.services.consent import allows_in, current_consents, withdrew_in
-from offers.models import Offer, OfferItem, OfferRequest, Option, OptionGroup, PriceListItem, Product, Recommendation, VolumeTier
+from customers.models import Customer
+from customers.services.consent import allows_in
+from offers.models import Offer, OfferItem, Option, OptionGroup, Product
+from offers.services.context import CustomerContext, load_context
 from tenants.models import Tenant
 
 CENT = Decimal("0.01")
-COUNTED_STATUSES = ("new", "in_review", "approved", "fulfilled")  # a declined claim does not use a cap
 MAX_PER_CATEGORY = 2  # diversity: at most this many offers of one product category in a list
 
 
@@ -73,80 +71,6 @@ class Quote:
                 "discount": str(self.discount), "lines": self.lines, "reasons": self.reasons}
 
 
-@dataclass
-class CustomerContext:
-    """Everything about one customer that eligibility and pricing read, loaded once."""
-
-    customer: Customer
-    segment_ids: set[int]
-    score: Any  # CustomerScore, or the same fields read in one statement
-    consents: dict[tuple[str, str], Any]
-    claims: Counter[int]
-    negotiated: dict[int, Decimal]
-    tiers: list[VolumeTier]
-    personalized: bool
-    recommended: dict[int, tuple[float, dict[str, Any]]] = field(default_factory=dict)
-
-
-def load_context(*, tenant: Tenant, customer: Customer) -> CustomerContext:
-    """The customer's memberships, scores, consents, claims and recommendations: one statement on
-    PostgreSQL (serving is latency-bound, and five round trips cost more than the rows)."""
-    if connection.vendor == "postgresql":
-        segment_ids, score, consents, claims, recommended = _read_customer_facts(tenant.pk, customer.pk)
-    else:
-        segment_ids = set(SegmentMembership.objects.for_tenant(tenant).filter(customer=customer).values_list("segment_id", flat=True))
-        score = CustomerScore.objects.for_tenant(tenant).filter(customer=customer).first()
-        consents = current_consents(tenant=tenant, customer=customer)
-        claims = Counter(dict(
-            OfferRequest.objects.for_tenant(tenant).filter(customer=customer, status__in=COUNTED_STATUSES)
-            .values_list("offer_id").annotate(n=Count("id")).values_list("offer_id", "n")
-        ))
-        recommended = {r.offer_id: (r.score, r.reason) for r in Recommendation.objects.for_tenant(tenant).filter(customer=customer)}
-    negotiated: dict[int, Decimal] = {}
-    tiers: list[VolumeTier] = []
-    if customer.kind == Customer.Kind.BUSINESS_BUYER:
-        if customer.company_id:
-            items = PriceListItem.objects.for_tenant(tenant).filter(
-                price_list__company_id=customer.company_id, price_list__is_active=True)
-            negotiated = {i.product_id: i.price for i in items}
-        tiers = list(VolumeTier.objects.for_tenant(tenant).order_by("-min_quantity"))
-    opted_out = withdrew_in(consents, purpose=Consent.Purpose.PERSONALIZATION)
-    return CustomerContext(customer=customer, segment_ids=segment_ids, score=score, consents=consents, claims=claims,
-                           negotiated=negotiated, tiers=tiers, personalized=not opted_out, recommended=recommended)
-
-
-_FACTS_SQL = f"""
-SELECT
-  (SELECT coalesce(json_agg(m.segment_id), '[]') FROM {SegmentMembership._meta.db_table} m
-     WHERE m.tenant_id = %(t)s AND m.customer_id = %(c)s),
-  (SELECT json_build_object('churn_probability', s.churn_probability, 'expected_value', s.expected_value)
-     FROM {CustomerScore._meta.db_table} s WHERE s.tenant_id = %(t)s AND s.customer_id = %(c)s),
-  (SELECT coalesce(json_agg(json_build_array(x.channel, x.purpose, x.status, x.occurred_at, x.id)), '[]')
-     FROM {Consent._meta.db_table} x WHERE x.tenant_id = %(t)s AND x.customer_id = %(c)s),
-  (SELECT coalesce(json_agg(json_build_array(r.offer_id, r.n)), '[]') FROM (
-     SELECT q.offer_id, count(*) AS n FROM {OfferRequest._meta.db_table} q
-     WHERE q.tenant_id = %(t)s AND q.customer_id = %(c)s AND q.status IN ({", ".join(f"'{s}'" for s in COUNTED_STATUSES)})
-     GROUP BY q.offer_id) r),
-  (SELECT coalesce(json_agg(json_build_array(e.offer_id, e.score, e.reason)), '[]') FROM {Recommendation._meta.db_table} e
-     WHERE e.tenant_id = %(t)s AND e.customer_id = %(c)s)
-"""  # noqa: S608 - constant table names; the ids are bound parameters
-
-
-def _read_customer_facts(tenant_id: int, customer_id: int) -> tuple[set[int], Any, dict[tuple[str, str], Any], Counter[int], dict[int, Any]]:
-    with connection.cursor() as cursor:
-        cursor.execute(_FACTS_SQL, {"t": tenant_id, "c": customer_id})
-        segments, score, consent_rows, claim_rows, recommendation_rows = cursor.fetchone()
-    consents: dict[tuple[str, str], Any] = {}
-    for channel, purpose, status, occurred_at, entry_id in consent_rows:
-        entry = SimpleNamespace(channel=channel, purpose=purpose, status=status, occurred_at=parse_datetime(occurred_at), id=entry_id)
-        held = consents.get((channel, purpose))
-        if held is None or (entry.occurred_at, entry.id) > (held.occurred_at, held.id):
-            consents[(channel, purpose)] = entry
-    return (set(segments), SimpleNamespace(**score) if score else None, consents,
-            Counter({offer_id: n for offer_id, n in claim_rows}),
-            {offer_id: (value, reason) for offer_id, value, reason in recommendation_rows})
-
-
 # Eligibility ----------------------------------------------------------------------------------
 
 
@@ -175,7 +99,7 @@ def check_eligibility(*, offer: Offer, context: CustomerContext, now: datetime |
             return fail("kind", kind=customer.kind)
         passed.append({"code": "kind", "kind": customer.kind})
     if rules.get("company_sizes"):
-        size = customer.company.size if customer.company_id and customer.company else ""
+        size = context.company_size
         if size not in rules["company_sizes"]:
             return fail("company_size", size=size)
         passed.append({"code": "company_size", "size": size})
@@ -325,11 +249,24 @@ class EligibleOffer:
 
 
 # The active offers of a tenant are the same for every customer: each web process keeps them for
-# a few seconds, and any change to an offer bumps a version in the shared cache, so an edit shows
-# at once while a burst of page views reads the catalogue once. Caps and budgets in this copy may
+# a few seconds, and any change to an offer bumps a version in the shared cache. A process asks
+# the shared cache for that version at most once a second (a round trip to Redis costs as much as
+# the rest of ranking), so an edit shows everywhere within a second, at once in the process that
+# made it, while a burst of page views reads the catalogue once. Caps and budgets in this copy may
 # be a few seconds old; a claim re-reads the offer under a lock, so that is only about display.
 ACTIVE_OFFERS_TTL = 15.0
-_active_offers: dict[int, tuple[int, float, list[Offer]]] = {}
+VERSION_CHECK_INTERVAL = 1.0
+
+
+@dataclass
+class _HeldOffers:
+    version: int
+    expires: float
+    checked: float
+    offers: list[Offer]
+
+
+_active_offers: dict[int, _HeldOffers] = {}
 
 
 def _version_key(tenant_id: int) -> str:
@@ -338,6 +275,7 @@ def _version_key(tenant_id: int) -> str:
 
 def offers_changed(*, tenant: Tenant) -> None:
     """Tell every web process to reload this tenant's active offers."""
+    _active_offers.pop(tenant.pk, None)
     key = _version_key(tenant.pk)
     try:
         cache.incr(key)
@@ -346,13 +284,17 @@ def offers_changed(*, tenant: Tenant) -> None:
 
 
 def cached_active_offers(*, tenant: Tenant) -> list[Offer]:
-    version = cache.get(_version_key(tenant.pk), 0)
     held = _active_offers.get(tenant.pk)
     now = time.monotonic()
-    if held and held[0] == version and held[1] > now:
-        return held[2]
+    if held and held.expires > now:
+        if now - held.checked < VERSION_CHECK_INTERVAL:
+            return held.offers
+        if cache.get(_version_key(tenant.pk), 0) == held.version:
+            held.checked = now
+            return held.offers
+    version = cache.get(_version_key(tenant.pk), 0)
     offers = active_offers(tenant=tenant)
-    _active_offers[tenant.pk] = (version, now + ACTIVE_OFFERS_TTL, offers)
+    _active_offers[tenant.pk] = _HeldOffers(version=version, expires=now + ACTIVE_OFFERS_TTL, checked=now, offers=offers)
     return offers
 
 
@@ -370,13 +312,17 @@ def active_offers(*, tenant: Tenant, now: datetime | None = None) -> list[Offer]
 
 def offers_for_customer(
     *, tenant: Tenant, customer: Customer, limit: int = 10, now: datetime | None = None, offers: list[Offer] | None = None,
-    recent_products: list[str] | None = None,
+    recent_products: list[str] | None = None, context: CustomerContext | None = None,
 ) -> list[EligibleOffer]:
-    """The offers this customer can claim now, best first, each with its price and the reasons."""
+    """The offers this customer can claim now, best first, each with its price and the reasons.
+    Products the customer viewed or carted lately (their latest events, and `recent_products` a
+    caller saw in this session) lift matching offers before the next training run. `context`
+    saves a read when the caller already loaded it (the API loads the customer with it)."""
     if customer.tenant_id != tenant.pk or customer.is_erased:
         return []
     now = now or timezone.now()
-    context = load_context(tenant=tenant, customer=customer)
+    if context is None or context.customer.pk != customer.pk:
+        context = load_context(tenant=tenant, customer=customer)
     candidates = offers if offers is not None else cached_active_offers(tenant=tenant)
     recommended = context.recommended if context.personalized else {}
     results: list[EligibleOffer] = []
@@ -390,7 +336,8 @@ def offers_for_customer(
         elif why:
             reasons = [why, *reasons]
         results.append(EligibleOffer(offer=offer, quote=None, from_price=None, score=score, reasons=reasons))
-    results = _rank(results, recent_products=recent_products if context.personalized else None)
+    recent = [*(recent_products or ()), *context.recent_products] if context.personalized else None
+    results = _rank(results, recent_products=recent)
     served = _diversify(results, limit=limit)
     # Ranking does not depend on price, so only the offers served are priced.
     for item in served:

@@ -201,6 +201,8 @@ def test_serving_reads_a_fixed_number_of_queries(tenant: Tenant) -> None:
     for i in range(3):
         _offer(tenant, name=f"O{i}", product=_product(tenant, f"s{i}", category=f"c{i}"))
     _tariff(tenant)
+    pricing.offers_for_customer(tenant=tenant, customer=_customer(tenant, "warm-up"))  # prepares the statement once per connection
+    pricing.offers_changed(tenant=tenant)
     with CaptureQueriesContext(connection) as few:
         pricing.offers_for_customer(tenant=tenant, customer=person)
     for i in range(3, 12):
