@@ -13,12 +13,14 @@ from __future__ import annotations
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
 from django.db import connection
 from django.db.models import Count
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from customers.models import Company, Consent, Customer, CustomerScore, Event, SegmentMembership
@@ -28,6 +30,7 @@ from tenants.models import Tenant
 
 COUNTED_STATUSES = ("new", "in_review", "approved", "fulfilled")  # a declined claim does not use a cap
 RECENT_EVENTS = 20  # the latest product views and carts that lift matching offers before retraining
+RECENT_DAYS = 30  # older behaviour is the trained model's to weigh; the window also keeps the read short
 RECENT_EVENT_TYPES = ("product_view", "add_to_cart")
 # The customer fields a by-id read loads; the rest of the instance is deferred (read on access).
 _CUSTOMER_FIELDS = ("id", "tenant_id", "kind", "company_id", "erased_at")
@@ -87,7 +90,8 @@ def _orm_context(*, tenant: Tenant, customer: Customer) -> CustomerContext:
         .values_list("offer_id").annotate(n=Count("id")).values_list("offer_id", "n")
     ))
     recommended = {r.offer_id: (r.score, r.reason) for r in Recommendation.objects.for_tenant(tenant).filter(customer=customer)}
-    recent = (Event.objects.for_tenant(tenant).filter(customer=customer, type__in=RECENT_EVENT_TYPES)
+    recent = (Event.objects.for_tenant(tenant).filter(customer=customer, type__in=RECENT_EVENT_TYPES,
+                                                      occurred_at__gt=timezone.now() - timedelta(days=RECENT_DAYS))
               .order_by("-occurred_at").values_list("properties", flat=True)[:RECENT_EVENTS])
     company_size = ""
     negotiated: dict[int, Decimal] = {}
@@ -131,7 +135,8 @@ SELECT c.id, c.tenant_id, c.kind, c.company_id, c.erased_at, coalesce(co.size, '
      WHERE e.tenant_id = c.tenant_id AND e.customer_id = c.id),
   (SELECT coalesce(json_agg(v.sku), '[]') FROM (
      SELECT ev.properties ->> 'sku' AS sku FROM {_table(Event)} ev
-     WHERE ev.tenant_id = c.tenant_id AND ev.customer_id = c.id AND ev.type IN ({", ".join(f"'{t}'" for t in RECENT_EVENT_TYPES)})
+     WHERE ev.tenant_id = c.tenant_id AND ev.customer_id = c.id AND ev.occurred_at > now() - interval '{RECENT_DAYS} days'
+       AND ev.type IN ({", ".join(f"'{t}'" for t in RECENT_EVENT_TYPES)})
      ORDER BY ev.occurred_at DESC LIMIT {RECENT_EVENTS}) v WHERE v.sku IS NOT NULL AND v.sku <> ''),
   CASE WHEN c.kind = 'business_buyer' AND c.company_id IS NOT NULL THEN
     (SELECT json_agg(json_build_array(i.product_id, i.price::text)) FROM {_table(PriceListItem)} i

@@ -92,12 +92,23 @@ def test_recent_views_in_the_event_log_lift_offers_for_every_caller(api_client: 
     person = _customer(tenant)
     _offer(tenant, name="First", product=_product(tenant, "a-1", category="a"), priority=1)
     _offer(tenant, name="Viewed", product=_product(tenant, "b-1", category="b"), priority=1)
-    assert [o["name"] for o in api_client.get(f"/api/v1/customers/{person.pk}/offers/").json()][0] == "First"
+    assert api_client.get(f"/api/v1/customers/{person.pk}/offers/").json()[0]["name"] == "First"
     _view(tenant, person, "b-1")
 
     # when / then: the API and the one function every other caller uses rank it first
     assert api_client.get(f"/api/v1/customers/{person.pk}/offers/").json()[0]["name"] == "Viewed"
     assert pricing.offers_for_customer(tenant=tenant, customer=person)[0].offer.name == "Viewed"
+
+
+def test_behaviour_older_than_the_recent_window_is_left_to_the_model(api_client: APIClient, tenant: Tenant,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    person = _customer(tenant)
+    _offer(tenant, name="First", product=_product(tenant, "a-1", category="a"), priority=1)
+    _offer(tenant, name="Viewed long ago", product=_product(tenant, "b-1", category="b"), priority=1)
+    _view(tenant, person, "b-1", minutes_ago=(context_module.RECENT_DAYS + 1) * 24 * 60)
+    assert api_client.get(f"/api/v1/customers/{person.pk}/offers/").json()[0]["name"] == "First"
+    monkeypatch.setattr(connection, "vendor", "sqlite")  # the ORM reading draws the same line
+    assert context_module.load_context(tenant=tenant, customer=person).recent_products == []
 
 
 def test_a_business_buyers_context_is_the_same_read_either_way(tenant: Tenant, other_tenant: Tenant,
