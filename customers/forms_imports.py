@@ -12,6 +12,13 @@ from django.utils.translation import gettext_lazy as _
 from customers import imports
 
 KIND_CHOICES = [("customers", _("Customers")), ("orders", _("Orders")), ("events", _("Events"))]
+
+
+def kind_choices() -> list[tuple[str, Any]]:
+    """The built-in kinds, then those other apps registered (products)."""
+    return [*KIND_CHOICES, *((name, kind.label) for name, kind in imports.REGISTERED.items())]
+
+
 ENCODING_CHOICES = [
     ("utf-8", "UTF-8"),
     ("cp1251", _("Windows-1251 (Cyrillic)")),
@@ -35,7 +42,7 @@ def delimiter_choice(delimiter: str) -> str:
 
 
 class ImportUploadForm(forms.Form):
-    kind = forms.ChoiceField(label=_("The file holds"), choices=KIND_CHOICES)
+    kind = forms.ChoiceField(label=_("The file holds"), choices=kind_choices)
     file = forms.FileField(label=_("CSV file"), help_text=_("Up to 200 MB; separated by commas, semicolons, tabs or spaces."))
     encoding = forms.ChoiceField(label=_("Encoding"), choices=ENCODING_CHOICES, initial="utf-8")
 
@@ -84,12 +91,13 @@ class ImportMappingForm(forms.Form):
             )
             self.targets[name] = target
         if kind in imports.EXTRA_PREFIX:
-            label = _("Also keep these columns as attributes") if kind == "customers" else _("Also keep these columns as event properties")
+            label = _("Also keep these columns as event properties") if kind == "events" else _("Also keep these columns as attributes")
             # Pre-checked: columns named attributes.<key> / properties.<key> (as the export writes
-            # them) and, for events, every column not mapped above.
+            # them) and, for events and products, every column not mapped above.
             used = set(suggested.values())
             named = set(imports.suggest_extras(kind, columns).values())
-            initial = [i for i in range(len(columns)) if i in named or (kind == "events" and i not in used)]
+            keep_unmapped = kind == "events" or (kind in imports.REGISTERED and imports.REGISTERED[kind].keep_unmapped)
+            initial = [i for i in range(len(columns)) if i in named or (keep_unmapped and i not in used)]
             self.fields["extra_columns"] = forms.MultipleChoiceField(
                 label=label, required=False, choices=column_choices, widget=forms.CheckboxSelectMultiple,
                 initial=[str(i) for i in initial],
@@ -100,6 +108,7 @@ class ImportMappingForm(forms.Form):
             self.fields["cancelled_if_prefix"] = forms.CharField(
                 label=_("Order ids starting with this are cancelled"), required=False, max_length=10,
                 help_text=_("For example C, as in the UCI Online Retail data."))
+        if "currency" in imports.TARGETS[kind]:
             self.fields["default_currency"] = forms.CharField(
                 label=_("Currency when the file has none"), required=False, max_length=3,
                 help_text=_("Empty: the workspace's currency."))
@@ -131,12 +140,11 @@ class ImportMappingForm(forms.Form):
             data["date_format"] = self.cleaned_data["date_format"]
         if self.cleaned_data.get("integer_ids"):
             data["integer_ids"] = True
-        if self.kind == "orders":
-            if self.cleaned_data.get("group_by"):
-                data["group_by"] = True
-            for name in ("cancelled_if_prefix", "default_currency"):
-                if self.cleaned_data.get(name):
-                    data[name] = self.cleaned_data[name].strip()
+        if self.kind == "orders" and self.cleaned_data.get("group_by"):
+            data["group_by"] = True
+        for name in ("cancelled_if_prefix", "default_currency"):
+            if self.cleaned_data.get(name):
+                data[name] = self.cleaned_data[name].strip()
         return data
 
 

@@ -32,10 +32,12 @@ EXPORT_COLUMNS = (
 
 @register_job("customers_import", permission=Perm.RUN_JOBS, label=gettext_lazy("Import (CSV)"))
 def import_csv(job: JobContext) -> dict[str, Any]:
-    """params: kind (customers, orders, events), mapping (see customers/imports.py), path of the upload, file_name."""
+    """params: kind (customers, orders, events, or one another app registered), mapping (see customers/imports.py),
+    path of the upload, file_name."""
     with freshness.suspended():
         result = imports.run_import_job(job)
-    if Segment.objects.for_tenant(job.tenant).exists():
+    # Segments are made of customers, their events and orders: a kind of another app (products) leaves them as they are.
+    if job.params.get("kind") not in imports.REGISTERED and Segment.objects.for_tenant(job.tenant).exists():
         start_job(tenant=job.tenant, actor=None, kind="segments_rebuild", params={"after_import": job.job.pk})
     return result
 

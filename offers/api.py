@@ -12,6 +12,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from b2p_platform.exceptions import DomainError
 from customers.models import Customer
 from offers.models import Offer, OfferItem, OfferRequest, OfferRequestEvent, Option, OptionGroup, Product, Voucher
 from offers.services import catalogue, claims, pricing
@@ -42,15 +43,18 @@ class ProductSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
         extra_kwargs = {"sku": {"validators": []}}
 
+    # The catalogue's rules, shared with CSV imports (catalogue.clean_product).
     def validate_currency(self, value: str) -> str:
-        if len(value) != 3 or not value.isalpha():
-            raise serializers.ValidationError("Use a 3-letter currency code.")
-        return value.upper()
+        try:
+            return catalogue.check_currency(value)
+        except DomainError as exc:
+            raise serializers.ValidationError(exc.message) from exc
 
     def validate_base_price(self, value: Any) -> Any:
-        if value < 0:
-            raise serializers.ValidationError("A price is 0 or more.")
-        return value
+        try:
+            return catalogue.check_base_price(value)
+        except DomainError as exc:
+            raise serializers.ValidationError(exc.message) from exc
 
 
 class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
@@ -215,6 +219,12 @@ class OfferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         catalogue.update_offer(tenant=request.tenant, actor=request.auth, offer=offer, data=data)
         return Response(OfferSerializer(self.get_queryset().get(pk=pk)).data)
 
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        """Archive the offer: it leaves every list and cannot be claimed; its requests and vouchers stay."""
+        catalogue.archive_offer(tenant=request.tenant, actor=request.auth, offer=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     def _customer(self, customer_id: Any) -> Customer:
         customer = Customer.objects.for_tenant(self.request.tenant).filter(pk=customer_id).first()
         if customer is None:
@@ -267,6 +277,11 @@ class VoucherInputSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
+class VoucherChangeSerializer(serializers.Serializer):
+    max_redemptions = serializers.IntegerField(min_value=1, required=False)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
 class VoucherViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """Voucher codes: one (`code`, or a random one) or a generated set (`count`, `prefix`)."""
 
@@ -289,6 +304,20 @@ class VoucherViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         else:
             made = [claims.create_voucher(code=data.get("code", ""), **common)]
         return Response(VoucherSerializer(made, many=True).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=VoucherChangeSerializer, responses=VoucherSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Change a code's uses or expiry (expiring it now stops it at once)."""
+        voucher = self.get_object()
+        data = _strict(VoucherChangeSerializer, request.data, partial=True)
+        return Response(VoucherSerializer(claims.update_voucher(tenant=request.tenant, actor=request.auth, voucher=voucher,
+                                                                data=data)).data)
+
+    @extend_schema(responses={204: None, 409: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        """Delete a code nobody has used; a used code is 409 (expire it instead)."""
+        claims.delete_voucher(tenant=request.tenant, actor=request.auth, voucher=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # Requests -------------------------------------------------------------------------------------

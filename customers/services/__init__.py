@@ -14,7 +14,9 @@ from customers.services.gdpr import erase_customer, export_customer, purge_expir
 from customers.services.orders import OrdersResult, record_orders
 from customers.services.profiles import (
     BatchResult,
+    CleanCustomer,
     attribute_definitions,
+    clean_customer_row,
     create_attribute_definition,
     create_customer,
     delete_attribute_definition,
@@ -26,10 +28,12 @@ from customers.services.profiles import (
 
 __all__ = [
     "BatchResult",
+    "CleanCustomer",
     "IngestResult",
     "OrdersResult",
     "allows",
     "attribute_definitions",
+    "clean_customer_row",
     "consent_state",
     "create_attribute_definition",
     "create_customer",

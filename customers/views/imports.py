@@ -18,7 +18,7 @@ from django.views import View
 from b2p_platform.exceptions import DomainError, ForbiddenError
 from customers import imports
 from customers.forms import CustomerFilterForm
-from customers.forms_imports import KIND_CHOICES, ImportMappingForm, ImportOptionsForm, ImportUploadForm, delimiter_choice
+from customers.forms_imports import ImportMappingForm, ImportOptionsForm, ImportUploadForm, delimiter_choice, kind_choices
 from tenants import services as tenant_services
 from tenants.roles import Perm
 from tenants.views.base import TenantViewMixin, add_domain_error
@@ -58,7 +58,9 @@ class ImportUploadView(_ImportMixin, View):
     """Step 1: the file and what it holds."""
 
     def get(self, request: HttpRequest, tenant_slug: str) -> HttpResponse:
-        return self._render(ImportUploadForm())
+        # ?kind=products preselects what the file holds (the catalogue links here so).
+        kind = request.GET.get("kind")
+        return self._render(ImportUploadForm(initial={"kind": kind} if kind in imports.KINDS else None))
 
     def post(self, request: HttpRequest, tenant_slug: str) -> HttpResponse:
         form = ImportUploadForm(request.POST, request.FILES)
@@ -168,7 +170,7 @@ class ImportMappingView(_ImportMixin, View):
         context = {
             "tenant": self.tenant, "membership": self.membership, "pending": pending, "preview": preview,
             "preview_rows": [row + [""] * (len(preview.columns) - len(row)) for row in preview.rows],
-            "options_form": options, "form": form, "kind_label": dict(KIND_CHOICES).get(pending["kind"], pending["kind"]),
+            "options_form": options, "form": form, "kind_label": dict(kind_choices()).get(pending["kind"], pending["kind"]),
         }
         return render(self.request, "customers/import_mapping.html", context, status=status)
 

@@ -5,8 +5,10 @@ Files are generated here; the shared real datasets are imported only when presen
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
+import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -719,3 +721,15 @@ def test_imports_in_many_chunks_report_by_line_widen_first_and_last_seen_and_rer
         "created": 0, "updated": 0, "unchanged": 39, "rejected": 3}
     assert (events_again.result["created"], events_again.result["duplicates"]) == (0, 60)
     assert dict(Customer.objects.for_tenant(tenant).values_list("external_id", "updated_at")) == stamps
+
+
+def test_a_customers_import_leaves_the_interpreter_as_it_found_it(tenant: Tenant, member: Membership) -> None:
+    # given: the import tunes the garbage collector and the GIL switch interval while it runs
+    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
+
+    # when
+    job = _import(tenant, member, "customers", _many_people(), PEOPLE_MAPPING, chunk_size=4)
+
+    # then
+    assert (job.status, job.result["created"]) == ("succeeded", 39)
+    assert (gc.get_threshold(), sys.getswitchinterval()) == (thresholds, interval)

@@ -13,8 +13,10 @@ from django.utils import timezone
 
 from customers import intake
 from customers import services as customer_services
-from customers.models import Customer, Event, Order, OrderLine
+from customers.intake import RowInvalid
+from customers.models import Company, Customer, Event, Order, OrderLine
 from customers.services import events as event_services
+from customers.services import profiles
 from tenants.models import Tenant
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -180,3 +182,127 @@ def test_live_events_move_last_seen_only_past_the_slack(tenant: Tenant) -> None:
 
     # then
     assert within == seen and person.last_seen_at == now
+
+
+# Bulk upserts: rows cleaned ahead, the erasure check of big batches, emails decided by the unique index --------
+
+
+ROWS = [
+    {"external_id": "a", "email": "A@Example.com", "first_name": "Ann", "tags": "vip, new", "attributes": {"plan": "gold"}},
+    {"external_id": "b", "email": "b@example.com", "company": {"name": "Parts & Co", "industry": "repair"}},
+    {"external_id": "c", "email": "a@example.com"},  # a's email, in the same batch
+    {"external_id": "d", "first_name": "x" * 101},  # too long
+    {"external_id": "a", "first_name": "Twice"},  # a again
+    {"email": "noid@example.com"},  # no external_id
+]
+
+
+def _profiles(tenant: Tenant) -> dict[str, tuple[Any, ...]]:
+    return {c.external_id: (c.kind, c.email, c.first_name, c.tags, c.attributes, c.search_text, c.company.name if c.company else None)
+            for c in Customer.objects.for_tenant(tenant).select_related("company")}
+
+
+def _cleaned_ahead(tenant: Tenant, rows: list[dict[str, Any]]) -> tuple[list[Any], dict[int, dict[str, list[str]]]]:
+    """The rows as an import hands them over: cleaned in its reading thread, refusals kept apart."""
+    definitions = customer_services.attribute_definitions(tenant=tenant)
+    cleaned: list[Any] = []
+    refused: dict[int, dict[str, list[str]]] = {}
+    for index, raw in enumerate(rows):
+        try:
+            cleaned.append(customer_services.clean_customer_row(raw, tenant_id=tenant.pk, definitions=definitions))
+        except RowInvalid as exc:
+            refused[index] = exc.errors
+    return cleaned, refused
+
+
+def test_rows_cleaned_ahead_are_written_as_the_raw_rows_are(tenant: Tenant) -> None:
+    # given: twin tenants
+    twin = Tenant.objects.create(name="Twin", slug="twin", currency=tenant.currency)
+
+    # when: raw rows for one, the same rows cleaned ahead for the other
+    raw = customer_services.upsert_customers(tenant=tenant, rows=ROWS, with_objects=False)
+    cleaned, refused = _cleaned_ahead(twin, ROWS)
+    ahead = customer_services.upsert_customers(tenant=twin, rows=cleaned, with_objects=False)
+
+    # then: the same profiles; the refusals are the same, whoever found them
+    assert _profiles(tenant) == _profiles(twin)
+    assert (raw.created, raw.updated, raw.unchanged) == (ahead.created, ahead.updated, ahead.unchanged) == (2, 0, 0)
+    assert {i for i in raw.errors} == {2, 3, 4, 5}
+    assert refused == {3: raw.errors[3], 5: raw.errors[5]}
+    assert raw.errors[2] == {"email": ["This email belongs to another customer."]}
+
+
+def test_a_new_customer_with_a_taken_email_is_refused_and_the_owner_keeps_it(tenant: Tenant) -> None:
+    # given
+    customer_services.upsert_customers(tenant=tenant, rows=[
+        {"external_id": "owner", "email": "taken@example.com", "first_name": "Olga"},
+        {"external_id": "mover", "email": "old@example.com"},
+    ])
+
+    # when: a newcomer with the owner's email; another with the email "mover" gives up in the same batch
+    result = customer_services.upsert_customers(tenant=tenant, rows=[
+        {"external_id": "new-1", "email": "Taken@example.com", "first_name": "Nick"},
+        {"external_id": "mover", "email": "new@example.com"},
+        {"external_id": "new-2", "email": "old@example.com"},
+        {"external_id": "new-3", "email": "free@example.com"},
+    ])
+
+    # then: the email is decided as before the batch; nothing stored is lost
+    assert result.errors == {0: {"email": ["This email belongs to another customer."]},
+                             2: {"email": ["This email belongs to another customer."]}}
+    assert (result.created, result.updated) == (1, 1)
+    people = dict(Customer.objects.for_tenant(tenant).values_list("external_id", "email"))
+    assert people == {"owner": "taken@example.com", "mover": "new@example.com", "new-3": "free@example.com"}
+    assert Customer.objects.for_tenant(tenant).get(external_id="owner").first_name == "Olga"
+
+
+@pytest.mark.parametrize("few", [0, 1000])
+def test_erased_people_are_not_stored_again_by_a_big_batch(tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch,
+                                                             few: int) -> None:
+    # given: an erased person, and (few=0) more tombstones than a big batch reads at once
+    monkeypatch.setattr(profiles, "FEW_TOMBSTONES", few)
+    customer_services.upsert_customers(tenant=tenant, rows=[
+        {"external_id": "gone", "email": "gone@example.com"}, {"external_id": "gone-2", "email": "gone2@example.com"}])
+    for external_id in ("gone", "gone-2"):
+        person = Customer.objects.for_tenant(tenant).get(external_id=external_id)
+        customer_services.erase_customer(tenant=tenant, actor=None, customer=person)
+    rows = [{"external_id": f"n{i}", "email": f"n{i}@example.com"} for i in range(600)]  # 1,200 identifiers
+    rows[10] = {"external_id": "gone", "first_name": "Back"}
+    rows[20] = {"external_id": "someone-else", "email": "GONE2@example.com"}
+
+    # when
+    result = customer_services.upsert_customers(tenant=tenant, rows=rows, with_objects=False)
+
+    # then
+    erased = {"non_field_errors": ["This person asked to be erased; they are not stored again."]}
+    assert result.errors == {10: erased, 20: erased}
+    assert result.created == 598
+    assert not Customer.objects.for_tenant(tenant).filter(external_id__in=["gone", "someone-else"]).exists()
+
+
+@pytest.mark.parametrize("values", [
+    ["plain", "", "with space", "comma,brace{}"],
+    ['quote"inside', "back\\slash", 'both\\"', "NULL"],
+    [],
+])
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL array literal")
+def test_text_array_literals_read_back_as_the_values(values: list[str], db: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[]", [profiles.text_array(values)])
+        assert cursor.fetchone()[0] == values
+        cursor.execute("SELECT %s::text[]", [profiles.text_array(iter(values))])
+        assert cursor.fetchone()[0] == values
+
+
+def test_deleting_a_company_keeps_its_buyers(tenant: Tenant) -> None:
+    # given
+    customer_services.upsert_customers(tenant=tenant, rows=[
+        {"external_id": "b1", "company": {"name": "Garage 24"}}, {"external_id": "c1", "first_name": "Consumer"}])
+    company = Company.objects.for_tenant(tenant).get(name="Garage 24")
+
+    # when
+    company.delete()
+
+    # then
+    buyer = Customer.objects.for_tenant(tenant).get(external_id="b1")
+    assert buyer.company_id is None and buyer.kind == Customer.Kind.BUSINESS_BUYER

@@ -17,7 +17,7 @@ from tenants import services as tenant_services
 from tenants.jobs import JobContext
 from tenants.models import JobRun, Tenant
 
-HELP = """Import customers, orders or events from a CSV file into a tenant, with a per-row error report.
+HELP = """Import customers, orders, events or products from a CSV file into a tenant, with a per-row error report.
 
 By default (--sync) the import runs here and now through the same job code as the dashboard's
 import: it is recorded as a job (visible on the tenant's Jobs page), progress is printed, then
@@ -36,7 +36,8 @@ Target fields: customers: external_id email phone first_name last_name kind comp
 company.external_id company.industry company.size company_role tags locale timezone
 attributes.<key>; orders: external_id customer_external_id email ordered_at status currency total
 line.sku line.name line.quantity line.unit_price; events: event_id type customer_external_id
-email occurred_at properties.<key>.
+email occurred_at properties.<key>; products: sku name category base_price currency in_stock
+is_active attributes.<key> (without a mapping, columns that match no target become attributes).
 
 Exit status: 0 when the import ran (rejected rows are counted and reported), 1 on an unknown
 tenant, an unreadable file, a bad mapping, a wrong encoding, missing columns or a stop part-way."""
@@ -130,7 +131,16 @@ class Command(BaseCommand):
                 raise CommandError("The file has no header row: give --mapping with column numbers.")
             suggested = {**imports.suggest_mapping(kind, preview.columns), **imports.suggest_extras(kind, preview.columns)}
             unmatched = [c for i, c in enumerate(preview.columns) if i not in suggested.values()]
-            if unmatched:
+            registered = imports.REGISTERED.get(kind)
+            if unmatched and registered is not None and registered.keep_unmapped:
+                kept = []
+                for index, column in enumerate(preview.columns):
+                    target = imports.extra_target(kind, column)
+                    if index not in suggested.values() and target and target not in suggested:
+                        suggested[target] = index
+                        kept.append(target)
+                self.stdout.write(f"Columns kept as: {', '.join(kept)}")
+            elif unmatched:
                 self.stdout.write(f"Columns not imported: {', '.join(unmatched)} (name them in --mapping, "
                                   "e.g. as attributes.<key> or properties.<key>)")
             data = {**data, "delimiter": preview.delimiter, "header": True,
