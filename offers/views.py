@@ -4,7 +4,6 @@ ageing, a preview of what one customer would see and why, and the recommendation
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -19,8 +18,10 @@ from django.views import View
 
 from b2p_platform.exceptions import DomainError
 from customers.models import Customer
+from offers import selectors
 from offers.models import Offer, OfferRequest, Product, Voucher
 from offers.services import catalogue, claims, pricing
+from offers.services.option_groups import OptionGroupsInvalid
 from tenants.models import JobRun
 from tenants.roles import Perm
 from tenants.views.base import TenantViewMixin, add_domain_error, keyset_page
@@ -48,8 +49,13 @@ class OfferForm(forms.Form):
                                   help_text=gettext_lazy('e.g. {"segments": [12], "kinds": ["business_buyer"], "max_churn_probability": 0.9}'))
     items = forms.CharField(label=gettext_lazy("Bundle items (JSON)"), required=False, widget=forms.Textarea(attrs={"rows": 2}),
                             help_text=gettext_lazy('[{"product_id": 3, "quantity": 1}]'))
-    option_groups = forms.CharField(label=gettext_lazy("Option groups (JSON, configurable offers)"), required=False,
-                                    widget=forms.Textarea(attrs={"rows": 5}))
+    # Edited with the option-group builder (static/js/offer_options.js), which writes this JSON; without
+    # JavaScript the JSON itself is the editor. The same shape as the API's.
+    option_groups = forms.CharField(label=gettext_lazy("Option groups as JSON (the same as in the API)"), required=False,
+                                    widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+                                    help_text=gettext_lazy('[{"key": "data", "label": "Data", "min_select": 1, "max_select": 1, '
+                                                           '"options": [{"key": "5gb", "label": "5 GB", "price": "7.00", '
+                                                           '"requires": [], "excludes": []}]}]'))
 
     def _json(self, name: str) -> Any:
         raw = self.cleaned_data.get(name, "").strip()
@@ -93,6 +99,33 @@ def _initial(offer: Offer) -> dict[str, Any]:
     }
 
 
+def option_builder_labels() -> dict[str, str]:
+    """The option-group builder's words, in the page's language ("%(n)s" is a number the script fills in)."""
+    return {
+        "group": _("Group %(n)s"), "option": _("Option %(n)s"), "options": _("Options"),
+        "label": _("Name shown to customers"), "key": _("Key"),
+        "key_help": _("Letters, digits, - and _; names the choice in the API and in rules."),
+        "required": _("Required: the customer must choose"), "min_select": _("Choose at least"), "max_select": _("Choose at most"),
+        "price": _("Price"), "requires": _("Needs"), "excludes": _("Cannot go with"),
+        "refs_help": _("Other options; hold Ctrl (⌘ on a Mac) to pick several."),
+        "add_group": _("Add option group"), "add_option": _("Add option"), "remove_group": _("Remove group"),
+        "remove_option": _("Remove option"), "move_up": _("Move up"), "move_down": _("Move down"),
+        "empty": _("No option groups yet."), "added": _("Added."), "removed": _("Removed."), "moved": _("Moved."),
+        "invalid_json": _("The JSON below is not a list of option groups; correct it there, or empty it to start again."),
+    }
+
+
+def describe_option_path(path: str, labels: dict[str, str]) -> str:
+    """A service error's path in words ("0.options.1.price" -> "Group 1 › Option 2 › Price") for the error list."""
+    parts, words = path.split("."), []
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            words.append(labels["option" if i and parts[i - 1] == "options" else "group"] % {"n": int(part) + 1})
+        elif part != "options" or i == len(parts) - 1:
+            words.append(labels.get(part, part))
+    return " › ".join(words)
+
+
 class OfferListView(TenantViewMixin, View):
     def get(self, request: HttpRequest, tenant_slug: str) -> HttpResponse:
         status = request.GET.get("status", "")
@@ -109,9 +142,12 @@ class OfferListView(TenantViewMixin, View):
 class OfferEditView(TenantViewMixin, View):
     required_perm = Perm.EDIT_DATA
 
-    def _render(self, request: HttpRequest, form: OfferForm, offer: Offer | None, status: int = 200) -> HttpResponse:
-        return render(request, "offers/offer_form.html", {"tenant": self.tenant, "membership": self.membership, "form": form,
-                                                          "offer": offer}, status=status)
+    def _render(self, request: HttpRequest, form: OfferForm, offer: Offer | None, status: int = 200,
+                option_errors: dict[str, list[str]] | None = None) -> HttpResponse:
+        return render(request, "offers/offer_form.html", {
+            "tenant": self.tenant, "membership": self.membership, "form": form, "offer": offer,
+            "option_labels": option_builder_labels(), "option_errors": option_errors or {},
+        }, status=status)
 
     def get(self, request: HttpRequest, tenant_slug: str, offer_id: int | None = None) -> HttpResponse:
         offer = get_object_or_404(Offer.objects.for_tenant(self.tenant), pk=offer_id) if offer_id else None
@@ -128,6 +164,12 @@ class OfferEditView(TenantViewMixin, View):
                 offer = catalogue.create_offer(tenant=self.tenant, actor=request.user, data=form.service_data())
             else:
                 catalogue.update_offer(tenant=self.tenant, actor=request.user, offer=offer, data=form.service_data())
+        except OptionGroupsInvalid as exc:
+            # Each message goes next to its input in the builder (by path), and into the list above the JSON.
+            labels = option_builder_labels()
+            for path, problems in exc.errors.items():
+                form.add_error("option_groups", f"{describe_option_path(path, labels)}: {' '.join(problems)}")
+            return self._render(request, form, offer, status=400, option_errors=exc.errors)
         except DomainError as exc:
             add_domain_error(form, exc)
             return self._render(request, form, offer, status=400)
@@ -209,22 +251,8 @@ class RequestQueueView(TenantViewMixin, View):
             "tenant": self.tenant, "membership": self.membership, "rows": rows, "status": status, "offer_id": offer_id,
             "statuses": [("open", _("Open")), *OfferRequest.Status.choices], "sla_hours": SLA_HOURS,
             "offers": Offer.objects.for_tenant(self.tenant).order_by("name").values_list("pk", "name")[:500],
-            "processing": processing_times(tenant=self.tenant),
+            "processing": selectors.processing_times(tenant=self.tenant),
         })
-
-
-def processing_times(*, tenant: Any, days: int = 90) -> dict[str, Any]:
-    """Median hours from claim to decision and to fulfilment over the last `days` days (a metric)."""
-    since = timezone.now() - timedelta(days=days)
-    decided = list(OfferRequest.objects.for_tenant(tenant).filter(created_at__gte=since, decided_at__isnull=False)
-                   .values_list("created_at", "decided_at", "fulfilled_at")[:50_000])
-
-    def median(values: list[float]) -> float | None:
-        values = sorted(values)
-        return round(values[len(values) // 2], 1) if values else None
-
-    return {"to_decision_h": median([(d - c).total_seconds() / 3600 for c, d, _f in decided]),
-            "to_fulfilment_h": median([(f - c).total_seconds() / 3600 for c, _d, f in decided if f]), "n": len(decided)}
 
 
 class TransitionForm(forms.Form):
@@ -234,10 +262,12 @@ class TransitionForm(forms.Form):
 
 class RequestDetailView(TenantViewMixin, View):
     def _render(self, request: HttpRequest, offer_request: OfferRequest, form: TransitionForm, status: int = 200) -> HttpResponse:
+        labels = dict(OfferRequest.Status.choices)
         return render(request, "offers/request_detail.html", {
             "tenant": self.tenant, "membership": self.membership, "req": offer_request, "form": form,
-            "next_statuses": OfferRequest.TRANSITIONS.get(offer_request.status, ()),
-            "events": offer_request.events.all(),
+            "next_statuses": [(s, labels[s]) for s in OfferRequest.TRANSITIONS.get(offer_request.status, ())],
+            "events": [(event, labels.get(event.from_status, event.from_status), labels.get(event.to_status, event.to_status))
+                       for event in offer_request.events.all()],
         }, status=status)
 
     def get(self, request: HttpRequest, tenant_slug: str, request_id: int) -> HttpResponse:

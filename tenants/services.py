@@ -31,7 +31,9 @@ from tenants.models import ApiKey, AuditLog, Invitation, JobRun, Membership, Ten
 from tenants.roles import Perm, Role
 
 API_KEY_PREFIX = "b2p_"
-Actor = User | ApiKey | None
+# Who did it: a member, an API key, a label for someone outside the team (a customer acting in
+# the portal), or None for the system itself.
+Actor = User | ApiKey | str | None
 
 # Resources an API key can be scoped to; "read" or "write" on each ("write" includes "read").
 API_RESOURCES = (
@@ -59,6 +61,8 @@ def _actor_label(actor: Actor) -> str:
         return actor.email
     if isinstance(actor, ApiKey):
         return f"api-key:{actor.prefix}"
+    if isinstance(actor, str) and actor:
+        return actor[:254]
     return "system"
 
 

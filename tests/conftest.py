@@ -121,6 +121,19 @@ def password() -> str:
     return TEST_PASSWORD
 
 
+@pytest.fixture
+def celery_eager() -> Iterator[None]:
+    """Tasks enqueued during this one test run at once, in this process (the live server's thread
+    too), so what they send lands in mail.outbox. Only where a test needs a task's effect and no
+    worker: a real worker is `celery_worker_process`, and eager mode is never global."""
+    from b2p_platform.celery import app as celery_app
+
+    saved = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+    celery_app.conf.task_always_eager = celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = saved
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

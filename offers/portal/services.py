@@ -1,10 +1,12 @@
 """The portal's writes. The rules:
 
 - Sign-in is by an emailed link only. Asking for a link answers the same whether or not the
-  address belongs to a customer of this tenant (no account enumeration); a link is emailed only
-  to a non-erased customer of *this* tenant.
+  address belongs to a customer of this tenant (no account enumeration), and in the same time:
+  the request only queues one task, for every address; the task (a worker, after commit) looks
+  the address up and, for a non-erased customer of *this* tenant only, stores a link and emails it.
 - A link stores only the SHA-256 of a random token, works once, for LINK_TTL, and only under its
-  own tenant's slug (the lookup is scoped to the tenant the URL names).
+  own tenant's slug (the lookup is scoped to the tenant the URL names). The raw token is made
+  inside the task and goes only into the email: never into a broker message, a log or a row.
 - Requests for links are rate-limited per IP and address, and per IP (cache counters over a
   fixed window), so the form can be used neither to flood an inbox nor to probe many addresses.
 - Preferences append to the consent ledger (source "portal") only what changed.
@@ -14,7 +16,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 from datetime import timedelta
 from functools import partial
@@ -32,12 +33,11 @@ from django.utils.translation import gettext as _
 from b2p_platform.exceptions import DomainError
 from customers import services as customer_services
 from customers.models import Consent, Customer
+from offers import tasks
 from offers.models import PortalSignInLink
 from offers.portal import selectors
 from tenants.models import Tenant
 from tenants.services import hash_secret
-
-logger = logging.getLogger(__name__)
 
 LINK_TTL = timedelta(minutes=15)
 RATE_WINDOW_SECONDS = 15 * 60
@@ -85,48 +85,55 @@ def allow_link_request(*, tenant: Tenant, email: str, ip: str | None) -> bool:
     return per_address <= RATE_LIMIT_PER_ADDRESS and per_ip <= RATE_LIMIT_PER_IP
 
 
-@transaction.atomic
-def request_sign_in_link(*, tenant: Tenant, email: str, language: str = "") -> str | None:
-    """Email a sign-in link (after commit) if a non-erased customer of this tenant has this address.
-    Returns the raw token (never stored), or None when nobody was found; callers must answer
-    both cases alike."""
+def request_sign_in_link(*, tenant: Tenant, email: str, language: str = "") -> None:
+    """Queue the sign-in email for this address (after commit), whoever it belongs to."""
     address = normalize_email(email)
     if not address:
-        return None
-    customer = Customer.objects.for_tenant(tenant).filter(email=address, erased_at__isnull=True).first()
-    if customer is None:
-        return None
-    token = secrets.token_urlsafe(32)
-    link = PortalSignInLink.objects.create(tenant=tenant, customer=customer, token_hash=hash_secret(token),
-                                           expires_at=now() + LINK_TTL)
-    transaction.on_commit(partial(_send_sign_in_email, tenant_id=tenant.pk, link_id=link.pk, token=token, language=language))
-    return token
+        return
+    # No lookup here: finding the customer, writing the link and talking to the mail server all
+    # happen in the task, so a known address costs the request exactly what an unknown one does.
+    # kwargsrepr keeps the address out of the worker's log lines and monitoring events.
+    transaction.on_commit(partial(
+        tasks.send_sign_in_link.apply_async,
+        kwargs={"tenant_id": tenant.pk, "email": address, "language": language},
+        kwargsrepr=repr({"tenant_id": tenant.pk, "email": "…", "language": language}),
+    ))
 
 
 def sign_in_url(*, tenant: Tenant, token: str) -> str:
     return settings.SITE_URL.rstrip("/") + reverse("portal:link", kwargs={"tenant_slug": tenant.slug, "token": token})
 
 
-def _send_sign_in_email(*, tenant_id: int, link_id: int, token: str, language: str) -> None:
-    link = PortalSignInLink.objects.for_tenant(tenant_id).select_related("customer", "tenant").filter(pk=link_id).first()
-    if link is None or not link.customer.email:
-        return
-    tenant = link.tenant
-    language = language if language in PORTAL_LANGUAGES else selectors.customer_language(tenant=tenant, customer=link.customer)
+def send_sign_in_link(*, tenant: Tenant, email: str, language: str = "") -> bool:
+    """The task's work: if a non-erased customer of this tenant has the address, store a new link
+    and email it (True); otherwise do nothing (False)."""
+    address = normalize_email(email)
+    customer = Customer.objects.for_tenant(tenant).filter(email=address, erased_at__isnull=True).first() if address else None
+    if customer is None:
+        return False
+    token = secrets.token_urlsafe(32)
+    link = PortalSignInLink.objects.create(tenant=tenant, customer=customer, token_hash=hash_secret(token),
+                                           expires_at=now() + LINK_TTL)
+    try:
+        _email_sign_in_link(tenant=tenant, customer=customer, token=token, language=language)
+    except Exception:
+        # Never delivered, so never usable: drop it. The task retries with a fresh link.
+        link.delete()
+        raise
+    return True
+
+
+def _email_sign_in_link(*, tenant: Tenant, customer: Customer, token: str, language: str) -> None:
+    language = language if language in PORTAL_LANGUAGES else selectors.customer_language(tenant=tenant, customer=customer)
     with translation.override(language):
         context = {"tenant": tenant, "url": sign_in_url(tenant=tenant, token=token),
                    "valid_minutes": int(LINK_TTL.total_seconds() // 60)}
-        try:
-            send_mail(
-                subject=_("Your sign-in link for %(tenant)s") % {"tenant": tenant.name},
-                message=render_to_string("portal/email/sign_in_link.txt", context),
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                recipient_list=[link.customer.email],
-            )
-        except Exception:
-            # The page already says "check your email" (it must, whoever asked); a mail outage
-            # must not turn that into an error page. The person can ask again.
-            logger.exception("portal sign-in email failed", extra={"tenant_id": tenant_id, "link_id": link_id})
+        send_mail(
+            subject=_("Your sign-in link for %(tenant)s") % {"tenant": tenant.name},
+            message=render_to_string("portal/email/sign_in_link.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[customer.email],
+        )
 
 
 def _check_usable(link: PortalSignInLink | None) -> PortalSignInLink:
@@ -208,6 +215,6 @@ def set_customer_language(*, tenant: Tenant, customer: Customer, language: str) 
 @transaction.atomic
 def delete_account(*, tenant: Tenant, customer: Customer, ip: str | None = None) -> Customer:
     """The person deletes themselves: erase them everywhere and drop their sign-in links."""
-    erased = customer_services.erase_customer(tenant=tenant, actor=None, customer=customer, ip=ip)
+    erased = customer_services.erase_customer(tenant=tenant, actor=f"portal:{customer.pk}", customer=customer, ip=ip)
     PortalSignInLink.objects.for_tenant(tenant).filter(customer=customer).delete()
     return erased

@@ -196,6 +196,32 @@ def create_voucher(*, tenant: Tenant, actor: Actor, offer: Offer, code: str = ""
 
 
 @transaction.atomic
+def update_voucher(*, tenant: Tenant, actor: Actor, voucher: Voucher, data: dict[str, Any]) -> Voucher:
+    """Change how often or until when a code may be used. Lowering the uses below those already
+    made is refused: redemptions are history."""
+    voucher = Voucher.objects.for_tenant(tenant).select_for_update().get(pk=voucher.pk)
+    if "max_redemptions" in data:
+        if data["max_redemptions"] < max(voucher.redemptions, 1):
+            raise ConflictError(_("This code was used %(n)s times already.") % {"n": voucher.redemptions}, field="max_redemptions")
+        voucher.max_redemptions = data["max_redemptions"]
+    if "expires_at" in data:
+        voucher.expires_at = data["expires_at"]
+    voucher.save(update_fields=["max_redemptions", "expires_at"])
+    record_audit(tenant=tenant, actor=actor, action="voucher.updated", target=voucher, metadata={"fields": sorted(data)})
+    return voucher
+
+
+@transaction.atomic
+def delete_voucher(*, tenant: Tenant, actor: Actor, voucher: Voucher) -> None:
+    """Delete a code nobody has used; a used one stays with the claims it paid for (expire it instead)."""
+    voucher = Voucher.objects.for_tenant(tenant).select_for_update().get(pk=voucher.pk)
+    if voucher.redemptions:
+        raise ConflictError(_("A used code is kept with the claims it was used on: set it to expire instead."), field="voucher")
+    record_audit(tenant=tenant, actor=actor, action="voucher.deleted", target=voucher, metadata={"offer": voucher.offer_id})
+    voucher.delete()
+
+
+@transaction.atomic
 def generate_vouchers(*, tenant: Tenant, actor: Actor, offer: Offer, count: int, prefix: str = "", max_redemptions: int = 1,
                       expires_at: datetime | None = None, batch: str = "") -> list[Voucher]:
     """A set of random single- or multi-use codes (10 random characters: collisions are retried)."""

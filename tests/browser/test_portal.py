@@ -20,7 +20,8 @@ from offers.services import claims
 from tenants.models import Tenant
 from tests.factories import TenantFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# The sign-in email is sent by a Celery task: run it in this process so that it lands in mail.outbox.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_eager")]
 
 SCREENSHOTS = Path("/tmp/portal-screenshots")
 

@@ -13,17 +13,20 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Consent, Customer
+from offers import tasks
 from offers.models import Offer, OfferRequest, Option, OptionGroup, PortalSignInLink, Recommendation
 from offers.portal import services
 from offers.portal.display import reason_text
 from offers.services import claims
-from tenants.models import Tenant
+from tenants.models import AuditLog, Tenant
 from tests.factories import seed_customer_data
 
 pytestmark = pytest.mark.django_db
@@ -44,8 +47,8 @@ def link_path(tenant: Tenant) -> str:
 
 
 @pytest.fixture
-def ask(django_capture_on_commit_callbacks: Callable[..., Any]) -> Callable[..., HttpResponse]:
-    """Ask for a sign-in link as a browser does; the email goes out on commit."""
+def ask(django_capture_on_commit_callbacks: Callable[..., Any], celery_eager: None) -> Callable[..., HttpResponse]:
+    """Ask for a sign-in link as a browser does; the task that emails it runs on commit, here in-process."""
 
     def ask(client: Client, tenant: Tenant, email: str = "anna@example.com") -> HttpResponse:
         with django_capture_on_commit_callbacks(execute=True):
@@ -211,6 +214,78 @@ def test_asking_for_a_link_does_not_reveal_who_is_a_customer(tenant: Tenant, ann
     # then: the same answer; only the customer got an email
     assert len(set(pages.values())) == 1
     assert [m.to for m in mail.outbox] == [["anna@example.com"]]
+
+
+def test_asking_for_a_link_does_the_same_work_for_known_and_unknown_addresses(
+    tenant: Tenant, anna: Customer, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    # when: a customer's address and an unknown one are asked for, tasks not run yet
+    work = {}
+    for email in ("anna@example.com", "nobody@example.com"):
+        with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as callbacks:
+            response = Client().post(url(tenant, "sign_in"), {"email": email})
+        assert response.status_code == 200
+        work[email] = (len(queries), callbacks)
+        assert not any("customers_customer" in q["sql"] or "portalsigninlink" in q["sql"] for q in queries), email
+
+    # then: the same number of statements and one task enqueued for each; no link exists yet
+    (known_queries, known_tasks), (unknown_queries, unknown_tasks) = work.values()
+    assert known_queries == unknown_queries
+    assert len(known_tasks) == len(unknown_tasks) == 1
+    for callback, email in ((known_tasks[0], "anna@example.com"), (unknown_tasks[0], "nobody@example.com")):
+        assert callback.func == tasks.send_sign_in_link.apply_async
+        assert callback.keywords["kwargs"] == {"tenant_id": tenant.pk, "email": email, "language": "en"}
+        assert email not in callback.keywords["kwargsrepr"]  # nor in the worker's log lines
+    assert not PortalSignInLink.objects.for_tenant(tenant).exists() and mail.outbox == []
+
+    # when: the tasks run (as the worker does)
+    for callback in (known_tasks[0], unknown_tasks[0]):
+        tasks.send_sign_in_link(**callback.keywords["kwargs"])
+
+    # then: only the customer has a link and an email
+    assert list(PortalSignInLink.objects.for_tenant(tenant).values_list("customer_id", flat=True)) == [anna.pk]
+    assert [m.to for m in mail.outbox] == [["anna@example.com"]]
+
+
+def test_the_raw_token_is_in_the_email_only(tenant: Tenant, anna: Customer, celery_eager: None,
+                                            django_capture_on_commit_callbacks: Callable[..., Any],
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    # when: a link is asked for and the task runs
+    with caplog.at_level("DEBUG"), django_capture_on_commit_callbacks(execute=True) as callbacks:
+        Client().post(url(tenant, "sign_in"), {"email": "anna@example.com"})
+
+    # then: the token is neither in the task's message nor in any log line, and only its hash is stored
+    token = link_path(tenant).rstrip("/").rsplit("/", 1)[1]
+    assert token not in json.dumps(callbacks[0].keywords["kwargs"]) and token not in caplog.text
+    assert PortalSignInLink.objects.for_tenant(tenant).get().token_hash != token
+
+
+def test_a_failed_email_leaves_no_usable_link(tenant: Tenant, anna: Customer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: a mail server that is down
+    def refuse(**kwargs: Any) -> None:
+        raise ConnectionRefusedError("mail server down")
+
+    monkeypatch.setattr(services, "send_mail", refuse)
+
+    # when / then: the task's try fails (so Celery retries it) and leaves no link behind
+    with pytest.raises(ConnectionRefusedError):
+        services.send_sign_in_link(tenant=tenant, email="anna@example.com")
+    assert not PortalSignInLink.objects.for_tenant(tenant).exists()
+    assert issubclass(ConnectionRefusedError, tasks.send_sign_in_link.autoretry_for)
+
+
+def test_the_sign_in_task_finds_customers_of_its_own_tenant_only(tenant: Tenant, anna: Customer, other_tenant: Tenant) -> None:
+    # given: anna@example.com is a customer of both tenants
+    theirs = Customer.objects.for_tenant(other_tenant).get(email="anna@example.com")
+
+    # when: the other tenant's portal is asked
+    tasks.send_sign_in_link(tenant_id=other_tenant.pk, email="ANNA@example.com ", language="ru")
+
+    # then: the link is theirs, for their customer, in the language asked for
+    link = PortalSignInLink.objects.unscoped().get()
+    assert (link.tenant_id, link.customer_id) == (other_tenant.pk, theirs.pk)
+    assert f"/p/{other_tenant.slug}/link/" in mail.outbox[0].body and "Other Telecom" in mail.outbox[0].subject
+    assert not PortalSignInLink.objects.for_tenant(tenant).exists()
 
 
 def test_link_requests_are_rate_limited_per_ip_and_address(tenant: Tenant, anna: Customer, ask: Callable[..., HttpResponse]) -> None:
@@ -508,6 +583,7 @@ def test_delete_my_account_erases_and_signs_out(portal: Client, tenant: Tenant, 
     erased = Customer.objects.for_tenant(tenant).get(pk=anna.pk)
     assert erased.is_erased and erased.email == ""
     assert not PortalSignInLink.objects.for_tenant(tenant).filter(customer=anna).exists()
+    assert AuditLog.objects.for_tenant(tenant).get(action="customer.erased").actor_label == f"portal:{anna.pk}"  # not "system"
     assert portal.get(url(tenant, "offers")).status_code == 302
     mail.outbox.clear()
     ask(Client(), tenant, "anna@example.com")
