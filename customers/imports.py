@@ -57,12 +57,13 @@ from django.core.files.storage import default_storage
 from django.db import DatabaseError, connection
 from django.utils import translation
 from django.utils.text import get_valid_filename
+from django.utils.timezone import now
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from b2p_platform.exceptions import DomainError
 from customers import services
-from customers.intake import RowInvalid
+from customers.intake import RowInvalid, clean_event
 from customers.services import events as event_services
 from tenants.models import Tenant
 
@@ -838,7 +839,7 @@ class ImportRun:
         self._pending_rows = 0
         self._pending_errors = 0
         self._seen: event_services.SeenBounds = {}
-        self._pacer = _Pacer() if mapping.kind == "customers" else None  # only the customers reader paces itself so far
+        self._pacer = _Pacer() if mapping.kind in ("customers", "events") else None  # the readers that validate ahead
 
     # -- pass 1: decode everything, count records, find where each order's rows end
     def prepare(self) -> int:
@@ -991,7 +992,8 @@ class ImportRun:
             return Written(rejected=result.errors, created=result.created, updated=result.updated, unchanged=result.unchanged)
         if self.mapping.kind == "events":
             seen: event_services.SeenBounds = {}
-            events = services.ingest_events(tenant=self.tenant, rows=rows, source="import", defer_seen=seen, limit=len(rows))
+            events = services.ingest_events(tenant=self.tenant, rows=rows, source="import", defer_seen=seen, limit=len(rows),
+                                            precleaned=[item.cleaned for item in chunk])
             return Written(rejected={r["index"]: r["errors"] for r in events.rejected}, created=events.accepted,
                            duplicates=events.duplicates, new_customers=events.new_customers, seen=seen)
         orders = services.record_orders(tenant=self.tenant, rows=rows, source="import", with_objects=False, limit=len(rows))
@@ -1111,9 +1113,23 @@ class ImportRun:
 
     def _event_items(self, records: Iterable[tuple[int, list[str]]]) -> Iterator[_Item]:
         # Repeated events (same event_id, or same content without one) are the service's duplicates.
-        for line, cells in records:
+        # Each event is validated here, on the reading thread, while the writer waits on the
+        # database; the service then only resolves, stages and inserts (`precleaned`).
+        assert self._pacer is not None
+        pace = self._pacer.pace
+        reference = now()
+        for n, (line, cells) in enumerate(records):
+            if not n % 200:
+                pace()
+                reference = now()
             raw, _line, errors = self._map(cells)
-            yield _Item(raw=raw, sources=[(line, cells)], errors=errors or None)
+            cleaned: Any = None
+            if not errors:
+                try:
+                    cleaned = clean_event(raw, reference=reference)
+                except RowInvalid as exc:
+                    cleaned = exc
+            yield _Item(raw=raw, sources=[(line, cells)], errors=errors or None, cleaned=cleaned)
 
     def _order_items(self, records: Iterable[tuple[int, list[str]]]) -> Iterator[_Item]:
         if self.bound.group_index is not None:

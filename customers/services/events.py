@@ -106,7 +106,7 @@ def _by_email(tenant: Tenant, emails: set[str]) -> list[tuple[str, int, datetime
 
 @transaction.atomic
 def ingest_events(*, tenant: Tenant, rows: list[Any], source: str = "api", defer_seen: SeenBounds | None = None,
-                  limit: int = MAX_BATCH) -> IngestResult:
+                  limit: int = MAX_BATCH, precleaned: list[dict[str, Any] | RowInvalid] | None = None) -> IngestResult:
     """Store a batch of raw events. Invalid ones are rejected with reasons, repeats (same
     event_id, in this batch or stored before) are counted as duplicates and stored once.
 
@@ -114,16 +114,23 @@ def ingest_events(*, tenant: Tenant, rows: list[Any], source: str = "api", defer
     bounds are merged into that dict, for `widen_seen` to apply once per customer later instead
     of once per batch. They then cover every event of the batch that is stored, new or repeated,
     so that re-running a load which stopped before its widening repairs it. `limit` is the batch
-    size allowed (the API's by default; bulk loads write bigger chunks)."""
+    size allowed (the API's by default; bulk loads write bigger chunks). `precleaned` is
+    `clean_event`'s outcome for each row, in order (the event or its RowInvalid), when the caller
+    has validated them already (imports do it on their reading thread, while this one writes)."""
     if len(rows) > limit:
         raise RowInvalid({"events": [f"At most {limit} events per request."]})
     result = IngestResult()
     reference = now()  # one clock reading for the batch: the default time and the "future" limit
     cleaned: dict[int, dict[str, Any]] = {}
     seen_ids: set[str] = set()
+    if precleaned is not None and len(precleaned) != len(rows):
+        raise ValueError("precleaned must hold one outcome per row")
     for index, raw in enumerate(rows):
         try:
-            event = clean_event(raw, reference=reference)
+            outcome = clean_event(raw, reference=reference) if precleaned is None else precleaned[index]
+            if isinstance(outcome, RowInvalid):
+                raise outcome
+            event = outcome
         except RowInvalid as exc:
             result.rejected.append({"index": index, "errors": exc.errors})
             continue

@@ -306,3 +306,32 @@ def test_deleting_a_company_keeps_its_buyers(tenant: Tenant) -> None:
     # then
     buyer = Customer.objects.for_tenant(tenant).get(external_id="b1")
     assert buyer.company_id is None and buyer.kind == Customer.Kind.BUSINESS_BUYER
+
+
+def test_events_cleaned_ahead_are_stored_as_raw_events_are(tenant: Tenant, other_tenant: Tenant) -> None:
+    # given: a batch with a good event, a repeat, a bad time and a missing customer reference
+    at = (timezone.now() - timedelta(hours=1)).isoformat()
+    rows: list[dict[str, Any]] = [
+        {"event_id": "ahead-1", "type": "product_view", "customer_external_id": "ahead-p1", "occurred_at": at, "properties": {"sku": "a"}},
+        {"event_id": "ahead-1", "type": "product_view", "customer_external_id": "ahead-p1", "occurred_at": at},
+        {"event_id": "ahead-2", "type": "product_view", "customer_external_id": "ahead-p2", "occurred_at": "yesterday"},
+        {"event_id": "ahead-3", "type": "signup"},
+    ]
+    precleaned: list[Any] = []
+    for row in rows:
+        try:
+            precleaned.append(intake.clean_event(row))
+        except RowInvalid as exc:
+            precleaned.append(exc)
+
+    # when: the same rows, cleaned by the service and cleaned ahead (in another tenant's copy)
+    plain = customer_services.ingest_events(tenant=tenant, rows=rows)
+    ahead = customer_services.ingest_events(tenant=other_tenant, rows=rows, precleaned=precleaned)
+
+    # then: the same outcome, row by row
+    assert (plain.accepted, plain.duplicates, plain.rejected) == (ahead.accepted, ahead.duplicates, ahead.rejected)
+    assert plain.accepted == 1 and [r["index"] for r in plain.rejected] == [2, 3]
+    stored = Event.objects.for_tenant(other_tenant).get(event_id="ahead-1")
+    assert stored.properties == {"sku": "a"} and stored.customer.external_id == "ahead-p1"
+    with pytest.raises(ValueError):
+        customer_services.ingest_events(tenant=tenant, rows=rows, precleaned=precleaned[:1])
