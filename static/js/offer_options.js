@@ -4,6 +4,7 @@
    server reports by path ("0.options.1.price") are shown next to their input. No dependencies. */
 (function () {
   "use strict";
+  var el = window.B2P.el;  // static/js/dom.js
   var source = document.getElementById("id_option_groups");
   var root = document.getElementById("option-builder");
   if (!source || !root) { return; }
@@ -18,14 +19,6 @@
 
   // Helpers ---------------------------------------------------------------------------------
 
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "text") { node.textContent = attrs[k]; } else { node.setAttribute(k, attrs[k]); }
-    });
-    (children || []).forEach(function (c) { if (c) { node.appendChild(c); } });
-    return node;
-  }
   function fmt(text, n) { return text.replace("%(n)s", String(n)); }
   function idFor(path) { return "og-" + path.replace(/\./g, "-"); }
   function str(v) { return v === undefined || v === null ? "" : String(v); }

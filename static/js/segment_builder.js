@@ -3,6 +3,7 @@
    rewrites it and fires "definition-changed", on which htmx asks the server for a live count. */
 (function () {
   "use strict";
+  var el = window.B2P.el;  // static/js/dom.js
   var root = document.getElementById("segment-builder");
   var source = document.getElementById("id_definition");
   if (!root || !source) { return; }
@@ -12,14 +13,6 @@
   try { definition = JSON.parse(source.value); } catch (e) { definition = null; }
   if (!definition || !Array.isArray(definition.conditions)) { definition = {match: "all", conditions: []}; }
 
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "text") { node.textContent = attrs[k]; } else { node.setAttribute(k, attrs[k]); }
-    });
-    (children || []).forEach(function (c) { if (c) { node.appendChild(c); } });
-    return node;
-  }
   function select(label, options, value, onChange) {
     var s = el("select", {"aria-label": label});
     Object.keys(options).forEach(function (key) {

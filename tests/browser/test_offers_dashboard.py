@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core import mail
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from customers import services as customer_services
@@ -22,6 +21,7 @@ from offers.models import Offer, OfferRequest, Option, OptionGroup, Product
 from offers.services import claims
 from tenants.models import Tenant
 from tenants.roles import Role
+from tests.browser.helpers import portal_sign_in
 from tests.factories import TEST_PASSWORD, MembershipFactory, TenantFactory, UserFactory
 
 # The portal's sign-in email is sent by a Celery task: run it in this process so that it lands in mail.outbox.
@@ -68,19 +68,6 @@ def marketer_page(browser: Browser, browser_context_args: dict[str, Any]) -> Ite
     context.close()
 
 
-def _portal_sign_in(page: Page, live_server: Any, email: str = "anna@example.com") -> None:
-    mail.outbox.clear()
-    page.goto(f"{live_server.url}/p/acme/")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_role("button", name="Email me a sign-in link").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
-    assert len(mail.outbox) == 1
-    link = re.search(r"https?://\S+(/p/acme/link/\S+/)", mail.outbox[0].body).group(1)
-    page.goto(live_server.url + link)
-    page.get_by_test_id("sign-in-button").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Offers for you")
-
-
 def _dashboard_sign_in(page: Page, live_server: Any) -> None:
     page.goto(f"{live_server.url}/")
     page.get_by_label("Email").fill("marketer@acme.example")
@@ -94,7 +81,7 @@ def test_marketer_reviews_and_approves_a_claim_the_customer_then_sees(page: Page
     tenant, anna, tariff = _shop()
 
     # given: Anna claims the tariff with 20 GB in the portal
-    _portal_sign_in(page, live_server)
+    portal_sign_in(page, live_server)
     page.get_by_role("link", name=re.compile("Configure")).click()
     page.get_by_label("20 GB").check()
     expect(page.get_by_test_id("price")).to_have_text("20.00 EUR")
@@ -230,7 +217,7 @@ def test_marketer_builds_a_configurable_offer_with_two_option_groups(page: Page,
     marketer.screenshot(path=str(SCREENSHOTS / "offer-saved.png"), full_page=True)
 
     # and the portal's configurator offers it to Anna, priced from its options
-    _portal_sign_in(page, live_server)
+    portal_sign_in(page, live_server)
     card = page.get_by_test_id("offer-card").filter(has_text="Family tariff")
     expect(card.get_by_test_id("offer-price")).to_have_text("from 13.00 EUR")
     card.get_by_role("link", name=re.compile("Configure")).click()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core import mail
 from playwright.sync_api import Page, expect
 
 from customers import services as customer_services
@@ -18,6 +17,7 @@ from customers.models import Customer
 from offers.models import Offer, OfferRequest, Option, OptionGroup, Product
 from offers.services import claims
 from tenants.models import Tenant
+from tests.browser.helpers import portal_sign_in
 from tests.factories import TenantFactory
 
 # The sign-in email is sent by a Celery task: run it in this process so that it lands in mail.outbox.
@@ -48,16 +48,7 @@ def _shop() -> tuple[Tenant, Customer, Offer]:
 
 
 def _sign_in(page: Page, live_server: Any) -> None:
-    mail.outbox.clear()
-    page.goto(f"{live_server.url}/p/acme/")
-    expect(page.get_by_test_id("tenant-name")).to_contain_text("Acme Telecom")
-    page.get_by_label("Email address").fill("anna@example.com")
-    page.get_by_role("button", name="Email me a sign-in link").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
-    assert len(mail.outbox) == 1
-    link = re.search(r"https?://\S+(/p/acme/link/\S+/)", mail.outbox[0].body).group(1)
-    page.goto(live_server.url + link)
-    page.get_by_test_id("sign-in-button").click()
+    portal_sign_in(page, live_server)
     expect(page.get_by_role("heading", level=1)).to_have_text("Offers for you, Anna")
 
 

@@ -19,7 +19,6 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
@@ -30,6 +29,7 @@ from tenants import services as tenant_services
 from tenants import tasks
 from tenants.models import JobRun, Membership, Tenant
 from tenants.roles import Role
+from tests.commands import run_import_csv
 from tests.factories import TenantFactory
 
 DATASETS = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
@@ -368,29 +368,13 @@ def test_events_import_with_properties_counts_duplicates_and_shows_on_the_timeli
 # The command -------------------------------------------------------------------------------------
 
 
-def _run_command(*args: str) -> tuple[int, str]:
-    from customers.management.commands.import_csv import Command
-
-    # The real exit path (run_from_argv turns a CommandError into exit status 1), minus its closing
-    # of the database connections, which the test still needs.
-    out, err = io.StringIO(), io.StringIO()
-    command = Command(stdout=out, stderr=err)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(connections, "close_all", lambda: None)
-        try:
-            command.run_from_argv(["manage.py", "import_csv", *args])
-        except SystemExit as exc:
-            return int(exc.code or 0), out.getvalue() + err.getvalue()
-    return 0, out.getvalue() + err.getvalue()
-
-
 def test_command_imports_with_a_mapping_and_exits_zero_when_rows_were_rejected(tenant: Tenant, tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
     path.write_bytes(_csv([*PEOPLE, ["p-4", "broken", "Dan", "", "", "", "", ""]]))
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps(PEOPLE_MAPPING))
 
-    code, output = _run_command(tenant.slug, "customers", str(path), "--mapping", str(mapping))
+    code, output = run_import_csv(tenant.slug, "customers", str(path), "--mapping", str(mapping))
 
     assert code == 0, output
     assert "created 3" in output and "1 rows rejected" in output and "import-errors-" in output
@@ -403,7 +387,7 @@ def test_command_matches_columns_by_name_without_a_mapping(tenant: Tenant, tmp_p
     path = tmp_path / "people.csv"
     path.write_bytes(_csv([["Email", "ID", "First Name", "attributes.plan"], ["x@example.com", "n-1", "Xena", "gold"]], delimiter=";"))
 
-    code, output = _run_command(tenant.slug, "customers", str(path))
+    code, output = run_import_csv(tenant.slug, "customers", str(path))
 
     assert code == 0, output
     customer = Customer.objects.for_tenant(tenant).get(external_id="n-1")
@@ -430,7 +414,7 @@ def test_command_exits_non_zero_on_fatal_errors(tenant: Tenant, tmp_path: Path, 
         "wrong_encoding": [tenant.slug, "customers", str(path), "--mapping", '{"external_id": "id"}'],
     }[case]
 
-    code, output = _run_command(*args)
+    code, output = run_import_csv(*args)
 
     assert code == 1 and message in output
     assert not Customer.objects.for_tenant(tenant).filter(external_id__in=["p-1", "r-1"]).exists()

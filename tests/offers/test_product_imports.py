@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -25,6 +25,7 @@ from offers.services import catalogue
 from tenants import services as tenant_services
 from tenants import tasks
 from tenants.models import JobRun, Membership, Tenant
+from tests.commands import run_import_csv
 
 HEADER = ["SKU", "Product name", "Category", "Price", "Currency", "In stock", "Active", "colour"]
 MAPPING = {
@@ -259,28 +260,12 @@ def test_the_api_refuses_products_by_the_same_rules(api_client: APIClient, tenan
 # The command -------------------------------------------------------------------------------------
 
 
-def _run_command(*args: str) -> tuple[int, str]:
-    from customers.management.commands.import_csv import Command
-
-    # The real exit path (run_from_argv turns a CommandError into exit status 1), minus its closing
-    # of the database connections, which the test still needs.
-    out, err = io.StringIO(), io.StringIO()
-    command = Command(stdout=out, stderr=err)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(connections, "close_all", lambda: None)
-        try:
-            command.run_from_argv(["manage.py", "import_csv", *args])
-        except SystemExit as exc:
-            return int(exc.code or 0), out.getvalue() + err.getvalue()
-    return 0, out.getvalue() + err.getvalue()
-
-
 def test_command_imports_products_matching_columns_by_name_and_keeps_the_others_as_attributes(tenant: Tenant, tmp_path: Path) -> None:
     path = tmp_path / "catalogue.csv"
     path.write_bytes(_csv([["sku", "name", "price", "in_stock", "Screen size"], ["tv-9", "TV", "499.99", "no", "55"],
                            ["tv-9", "TV again", "1", "yes", ""], ["tv-8", "TV", "1", "perhaps", ""]]))
 
-    code, output = _run_command(tenant.slug, "products", str(path))
+    code, output = run_import_csv(tenant.slug, "products", str(path))
 
     assert code == 0, output
     assert "created 1" in output and "2 rows rejected" in output and "attributes.screen_size" in output
@@ -289,7 +274,7 @@ def test_command_imports_products_matching_columns_by_name_and_keeps_the_others_
     job = JobRun.objects.for_tenant(tenant).get(kind="customers_import")
     assert (job.status, job.params["kind"], job.result["rejected"]) == ("succeeded", "products", 2)
 
-    code, output = _run_command(tenant.slug, "products", str(path))
+    code, output = run_import_csv(tenant.slug, "products", str(path))
     assert code == 0 and "unchanged 1" in output
 
 
@@ -297,7 +282,7 @@ def test_command_refuses_a_products_mapping_without_a_price(tenant: Tenant, tmp_
     path = tmp_path / "catalogue.csv"
     path.write_bytes(_csv([["sku", "name"], ["tv-9", "TV"]]))
 
-    code, output = _run_command(tenant.slug, "products", str(path), "--mapping", '{"sku": "sku", "name": "name"}')
+    code, output = run_import_csv(tenant.slug, "products", str(path), "--mapping", '{"sku": "sku", "name": "name"}')
 
     assert code == 1 and "Map base_price" in output
     assert not Product.objects.for_tenant(tenant).filter(sku="tv-9").exists()
