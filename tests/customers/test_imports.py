@@ -31,6 +31,14 @@ from tenants.models import JobRun, Membership, Tenant
 from tenants.roles import Role
 from tests.commands import run_import_csv
 from tests.factories import TenantFactory
+from tests.import_helpers import (
+    csv_bytes,
+    error_report,
+    media_root,  # noqa: F401 - the fixture, used through pytestmark
+    run_import,
+)
+
+pytestmark = pytest.mark.usefixtures("media_root")
 
 DATASETS = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
 RETAIL = DATASETS / "online_retail" / "online_retail_sample40k.csv"
@@ -50,31 +58,6 @@ PEOPLE_MAPPING = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _media(settings: Any, tmp_path: Path) -> None:
-    settings.MEDIA_ROOT = tmp_path / "media"
-
-
-def _csv(rows: list[list[Any]], *, delimiter: str = ",") -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, delimiter=delimiter, lineterminator="\n").writerows(rows)
-    return buffer.getvalue().encode()
-
-
-def _import(tenant: Tenant, member: Membership, kind: str, content: bytes, mapping: Any, **params: Any) -> JobRun:
-    path = imports.store_upload(tenant=tenant, name="data.csv", content=io.BytesIO(content))
-    job = tenant_services.start_job(tenant=tenant, actor=member.user, actor_membership=member, kind="customers_import",
-                                    params={"kind": kind, "mapping": mapping, "path": path, "file_name": "data.csv", **params})
-    tasks.run_job(tenant_id=tenant.pk, job_id=job.pk)
-    job.refresh_from_db()
-    return job
-
-
-def _report(job: JobRun) -> list[dict[str, str]]:
-    with job.result_file.open("rb") as f:
-        return list(csv.DictReader(io.StringIO(f.read().decode())))
-
-
 PEOPLE = [
     ["id", "email", "first name", "last name", "tags", "plan", "company", "tz"],
     ["p-1", "ann@example.com", "Ann", "Lee", "vip, new", "gold", "", "Europe/Berlin"],
@@ -91,7 +74,7 @@ def test_customers_import_creates_and_updates_and_a_rerun_changes_nothing(tenant
     customer_services.upsert_customers(tenant=tenant, rows=[{"external_id": "p-1", "first_name": "Anne"}])
 
     # when
-    job = _import(tenant, member, "customers", _csv(PEOPLE), PEOPLE_MAPPING)
+    job = run_import(tenant, member, "customers", csv_bytes(PEOPLE), PEOPLE_MAPPING)
 
     # then
     assert (job.status, job.progress, job.processed, job.total, job.error_count) == ("succeeded", 100, 3, 3, 0)
@@ -104,7 +87,7 @@ def test_customers_import_creates_and_updates_and_a_rerun_changes_nothing(tenant
     stamps = {c.external_id: c.updated_at for c in people.values()}
 
     # when: the same file again
-    again = _import(tenant, member, "customers", _csv(PEOPLE), PEOPLE_MAPPING)
+    again = run_import(tenant, member, "customers", csv_bytes(PEOPLE), PEOPLE_MAPPING)
 
     # then: nothing changed
     assert {k: again.result[k] for k in ("created", "updated", "unchanged")} == {"created": 0, "updated": 0, "unchanged": 3}
@@ -123,12 +106,12 @@ def test_bad_rows_are_reported_by_line_and_the_good_rows_are_imported(tenant: Te
     ]
     mapping = {"external_id": "id", "email": "email", "first_name": "first name", "timezone": "tz"}
 
-    job = _import(tenant, member, "customers", _csv(rows), mapping)
+    job = run_import(tenant, member, "customers", csv_bytes(rows), mapping)
 
     assert job.status == "succeeded" and (job.processed, job.error_count) == (6, 4)
     assert (job.result["created"], job.result["rejected"]) == (2, 4)
     assert set(Customer.objects.for_tenant(tenant).filter(external_id__in=["g-1", "g-2", "b-1", "b-2"]).values_list("external_id", flat=True)) == {"g-1", "g-2"}
-    report = _report(job)
+    report = error_report(job)
     assert [(r["line"], r["field"], r["column"]) for r in report] == [
         ("3", "email", "email"), ("4", "external_id", "id"), ("5", "external_id", "id"), ("6", "timezone", "tz")]
     assert "valid email" in report[0]["error"] and "Duplicate of line 2" in report[2]["error"]
@@ -140,13 +123,13 @@ def test_wrong_encoding_stops_the_import_before_anything_is_written(tenant: Tena
     content = "id,first name\nr-1,Иван\nr-2,Пётр\n".encode("cp1251")
     before = Customer.objects.for_tenant(tenant).count()
 
-    job = _import(tenant, member, "customers", content, {"external_id": "id", "first_name": "first name"})
+    job = run_import(tenant, member, "customers", content, {"external_id": "id", "first_name": "first name"})
 
     assert job.status == "failed"
     assert "utf-8" in job.error and "line 2" in job.error and "cp1251" in job.error
     assert Customer.objects.for_tenant(tenant).count() == before
 
-    fixed = _import(tenant, member, "customers", content, {"external_id": "id", "first_name": "first name", "encoding": "cp1251"})
+    fixed = run_import(tenant, member, "customers", content, {"external_id": "id", "first_name": "first name", "encoding": "cp1251"})
     assert fixed.status == "succeeded"
     assert Customer.objects.for_tenant(tenant).get(external_id="r-1").first_name == "Иван"
 
@@ -154,7 +137,7 @@ def test_wrong_encoding_stops_the_import_before_anything_is_written(tenant: Tena
 def test_a_missing_mapped_column_stops_the_import_with_the_columns_found(tenant: Tenant, member: Membership) -> None:
     before = Customer.objects.for_tenant(tenant).count()
 
-    job = _import(tenant, member, "customers", _csv(PEOPLE), {"external_id": "id", "email": "E-mail"})
+    job = run_import(tenant, member, "customers", csv_bytes(PEOPLE), {"external_id": "id", "email": "E-mail"})
 
     assert job.status == "failed"
     assert "no column 'E-mail'" in job.error and "'first name'" in job.error
@@ -163,10 +146,10 @@ def test_a_missing_mapped_column_stops_the_import_with_the_columns_found(tenant:
 
 
 def test_a_nul_byte_refuses_its_row_only(tenant: Tenant, member: Membership) -> None:
-    job = _import(tenant, member, "customers", b"id,first name\nz-1,Ok\nz-2,Bad\x00name\nz-3,Fine\n", {"external_id": "id", "first_name": "first name"})
+    job = run_import(tenant, member, "customers", b"id,first name\nz-1,Ok\nz-2,Bad\x00name\nz-3,Fine\n", {"external_id": "id", "first_name": "first name"})
 
     assert job.status == "succeeded" and (job.result["created"], job.result["rejected"]) == (2, 1)
-    assert _report(job)[0]["line"] == "3" and "NUL" in _report(job)[0]["error"]
+    assert error_report(job)[0]["line"] == "3" and "NUL" in error_report(job)[0]["error"]
 
 
 @pytest.mark.parametrize(("kind", "mapping", "message"), [
@@ -222,7 +205,7 @@ def test_a_failure_part_way_keeps_the_chunks_already_written(tenant: Tenant, mem
     rows = [["id"], *[[f"k-{i}"] for i in range(5)]]
 
     # when
-    job = _import(tenant, member, "customers", _csv(rows), {"external_id": "id"}, chunk_size=2)
+    job = run_import(tenant, member, "customers", csv_bytes(rows), {"external_id": "id"}, chunk_size=2)
 
     # then: the first chunk is stored and the job says where it stopped
     assert job.status == "failed" and "stopped at line 4" in job.error
@@ -241,10 +224,10 @@ def test_the_import_touches_only_its_own_tenant(tenant: Tenant, member: Membersh
 
     # when: the same identifiers are imported into our tenant
     jobs = [
-        _import(tenant, member, "customers", _csv(rows), {"external_id": "id", "email": "email", "first_name": "first name"}),
-        _import(tenant, member, "events", _csv(events), {"customer_external_id": "customer", "type": "type", "occurred_at": "time",
+        run_import(tenant, member, "customers", csv_bytes(rows), {"external_id": "id", "email": "email", "first_name": "first name"}),
+        run_import(tenant, member, "events", csv_bytes(events), {"customer_external_id": "customer", "type": "type", "occurred_at": "time",
                                                           "properties.path": "path"}),
-        _import(tenant, member, "orders", _csv(orders), {"external_id": "order", "customer_external_id": "customer",
+        run_import(tenant, member, "orders", csv_bytes(orders), {"external_id": "order", "customer_external_id": "customer",
                                                           "ordered_at": "date", "total": "total"}),
     ]
 
@@ -258,7 +241,7 @@ def test_the_import_touches_only_its_own_tenant(tenant: Tenant, member: Membersh
 
 
 def test_an_upload_of_another_tenant_cannot_be_named_in_the_params(tenant: Tenant, member: Membership, other_tenant: Tenant) -> None:
-    theirs = imports.store_upload(tenant=other_tenant, name="secret.csv", content=io.BytesIO(_csv(PEOPLE)))
+    theirs = imports.store_upload(tenant=other_tenant, name="secret.csv", content=io.BytesIO(csv_bytes(PEOPLE)))
 
     for path in (theirs, f"imports/{tenant.pk}/../{other_tenant.pk}/x.csv"):
         job = tenant_services.start_job(tenant=tenant, actor=member.user, actor_membership=member, kind="customers_import",
@@ -285,7 +268,7 @@ RETAIL_LIKE = [
 
 def test_orders_rows_of_one_invoice_become_one_order_with_lines(tenant: Tenant, member: Membership) -> None:
     # when: an Online-Retail-like file, rows of one invoice apart from each other
-    job = _import(tenant, member, "orders", _csv(RETAIL_LIKE), RETAIL_MAPPING | {"date_format": "%m/%d/%Y %H:%M"})
+    job = run_import(tenant, member, "orders", csv_bytes(RETAIL_LIKE), RETAIL_MAPPING | {"date_format": "%m/%d/%Y %H:%M"})
 
     # then: 536365 has two lines, C536379 is cancelled, the row without a customer and the
     # order with an unreadable quantity are reported on their lines
@@ -300,7 +283,7 @@ def test_orders_rows_of_one_invoice_become_one_order_with_lines(tenant: Tenant, 
         ("71053", "WHITE METAL LANTERN", Decimal("6.000")), ("85123A", "WHITE HANGING HEART", Decimal("6.000"))]
     cancelled = Order.objects.for_tenant(tenant).get(external_id="C536379")
     assert (cancelled.status, cancelled.total) == ("cancelled", Decimal("-27.50"))
-    report = {r["line"]: r for r in _report(job)}
+    report = {r["line"]: r for r in error_report(job)}
     assert set(report) == {"4", "6", "7"}
     assert "Name the customer" in report["4"]["error"] and report["4"]["column"].startswith("CustomerID")
     assert "quantity" in report["6"]["field"] and report["6"]["column"] == "Quantity"
@@ -308,7 +291,7 @@ def test_orders_rows_of_one_invoice_become_one_order_with_lines(tenant: Tenant, 
     # order whose line is invalid, so that is what the other rows of the order show)
     assert "quantity" not in report["7"]["field"] and report["7"]["error"]
 
-    again = _import(tenant, member, "orders", _csv(RETAIL_LIKE), RETAIL_MAPPING | {"date_format": "%m/%d/%Y %H:%M"})
+    again = run_import(tenant, member, "orders", csv_bytes(RETAIL_LIKE), RETAIL_MAPPING | {"date_format": "%m/%d/%Y %H:%M"})
     assert (again.result["created"], again.result["unchanged"], again.result["rejected"]) == (0, 2, 3)
     assert OrderLine.objects.for_tenant(tenant).count() == 3 + OrderLine.objects.for_tenant(tenant).exclude(order__source="import").count()
 
@@ -321,7 +304,7 @@ def _cdnow_like() -> bytes:
 
 def test_a_cdnow_like_file_gets_derived_order_ids_and_reimports_without_change(tenant: Tenant, member: Membership) -> None:
     # when: a whitespace-separated file without a header and without order ids, with a repeated row
-    job = _import(tenant, member, "orders", _cdnow_like(), CDNOW_MAPPING)
+    job = run_import(tenant, member, "orders", _cdnow_like(), CDNOW_MAPPING)
 
     # then: every purchase is an order, identical rows too
     assert job.status == "succeeded", job.error
@@ -334,7 +317,7 @@ def test_a_cdnow_like_file_gets_derived_order_ids_and_reimports_without_change(t
     assert orders.filter(customer__external_id="00001").get().currency == "USD"
 
     # when / then: the same file again finds every order
-    again = _import(tenant, member, "orders", _cdnow_like(), CDNOW_MAPPING)
+    again = run_import(tenant, member, "orders", _cdnow_like(), CDNOW_MAPPING)
     assert (again.result["created"], again.result["unchanged"]) == (0, 6)
     assert set(Order.objects.for_tenant(tenant).filter(source="import").values_list("external_id", flat=True)) == ids
 
@@ -350,18 +333,18 @@ def test_events_import_with_properties_counts_duplicates_and_shows_on_the_timeli
     mapping = {"event_id": "event id", "customer_external_id": "customer", "occurred_at": "when", "type": {"value": "page_view"},
                "properties.page": "page", "properties.plan": "plan"}
 
-    job = _import(tenant, member, "events", _csv(rows), mapping)
+    job = run_import(tenant, member, "events", csv_bytes(rows), mapping)
 
     assert job.status == "succeeded", job.error
     assert {k: job.result[k] for k in ("created", "duplicates", "rejected")} == {"created": 2, "duplicates": 1, "rejected": 1}
-    assert _report(job)[0]["line"] == "5" and "Not a date" in _report(job)[0]["error"]
+    assert error_report(job)[0]["line"] == "5" and "Not a date" in error_report(job)[0]["error"]
     customer = Customer.objects.for_tenant(tenant).get(external_id="u-1")
     timeline = selectors.customer_timeline(tenant=tenant, customer=customer)
     assert [(i.obj.type, i.obj.properties) for i in timeline] == [
         ("page_view", {"page": "/pricing"}), ("page_view", {"page": "/home", "plan": "gold"})]
     assert customer.last_seen_at.isoformat() == "2026-01-05T10:05:00+00:00"
 
-    again = _import(tenant, member, "events", _csv(rows), mapping)
+    again = run_import(tenant, member, "events", csv_bytes(rows), mapping)
     assert (again.result["created"], again.result["duplicates"]) == (0, 3)
 
 
@@ -370,7 +353,7 @@ def test_events_import_with_properties_counts_duplicates_and_shows_on_the_timeli
 
 def test_command_imports_with_a_mapping_and_exits_zero_when_rows_were_rejected(tenant: Tenant, tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
-    path.write_bytes(_csv([*PEOPLE, ["p-4", "broken", "Dan", "", "", "", "", ""]]))
+    path.write_bytes(csv_bytes([*PEOPLE, ["p-4", "broken", "Dan", "", "", "", "", ""]]))
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps(PEOPLE_MAPPING))
 
@@ -385,7 +368,7 @@ def test_command_imports_with_a_mapping_and_exits_zero_when_rows_were_rejected(t
 
 def test_command_matches_columns_by_name_without_a_mapping(tenant: Tenant, tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
-    path.write_bytes(_csv([["Email", "ID", "First Name", "attributes.plan"], ["x@example.com", "n-1", "Xena", "gold"]], delimiter=";"))
+    path.write_bytes(csv_bytes([["Email", "ID", "First Name", "attributes.plan"], ["x@example.com", "n-1", "Xena", "gold"]], delimiter=";"))
 
     code, output = run_import_csv(tenant.slug, "customers", str(path))
 
@@ -404,7 +387,7 @@ def test_command_matches_columns_by_name_without_a_mapping(tenant: Tenant, tmp_p
 ])
 def test_command_exits_non_zero_on_fatal_errors(tenant: Tenant, tmp_path: Path, case: str, message: str) -> None:
     path = tmp_path / "people.csv"
-    path.write_bytes("id,first name\nr-1,Иван\n".encode("cp1251") if case == "wrong_encoding" else _csv(PEOPLE))
+    path.write_bytes("id,first name\nr-1,Иван\n".encode("cp1251") if case == "wrong_encoding" else csv_bytes(PEOPLE))
     args = {
         "unknown_tenant": ["nobody", "customers", str(path)],
         "missing_file": [tenant.slug, "customers", str(tmp_path / "nope.csv")],
@@ -425,7 +408,7 @@ def test_command_can_queue_the_import_for_a_worker(tenant: Tenant, tmp_path: Pat
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(tasks.run_job, "delay", lambda **kw: sent.append(kw))
     path = tmp_path / "people.csv"
-    path.write_bytes(_csv(PEOPLE))
+    path.write_bytes(csv_bytes(PEOPLE))
 
     with django_capture_on_commit_callbacks(execute=True):
         call_command("import_csv", tenant.slug, "customers", str(path), "--queue", "--mapping", json.dumps(PEOPLE_MAPPING),
@@ -459,7 +442,7 @@ def test_wizard_uploads_maps_and_starts_the_import(dashboard_client: Client, ten
     mapping_url = reverse("customers:import_mapping", args=[tenant.slug])
 
     # step 1: upload
-    response = _upload(dashboard_client, tenant, _csv([["Customer ID", "E-mail", "First name", "plan"], *[[*r[:3], r[5]] for r in PEOPLE[1:]]]))
+    response = _upload(dashboard_client, tenant, csv_bytes([["Customer ID", "E-mail", "First name", "plan"], *[[*r[:3], r[5]] for r in PEOPLE[1:]]]))
     assert response.status_code == 302 and response["Location"] == mapping_url
 
     # step 2: the detected columns, the first rows and pre-filled selects
@@ -515,7 +498,7 @@ def test_wizard_changing_options_rereads_the_file(dashboard_client: Client, tena
 
 
 def test_wizard_start_without_required_columns_is_a_form_error(dashboard_client: Client, tenant: Tenant) -> None:
-    _upload(dashboard_client, tenant, _csv(PEOPLE))
+    _upload(dashboard_client, tenant, csv_bytes(PEOPLE))
 
     response = dashboard_client.post(reverse("customers:import_mapping", args=[tenant.slug]),
                                      {"action": "start", "delimiter": ",", "header": "on", "encoding": "utf-8", "map_email": "1"})
@@ -527,13 +510,13 @@ def test_wizard_start_without_required_columns_is_a_form_error(dashboard_client:
 def test_wizard_refuses_a_file_over_the_limit(dashboard_client: Client, tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(imports, "MAX_UPLOAD_BYTES", 10)
 
-    response = _upload(dashboard_client, tenant, _csv(PEOPLE))
+    response = _upload(dashboard_client, tenant, csv_bytes(PEOPLE))
 
     assert response.status_code == 413 and "larger than" in response.content.decode()
 
 
 def test_wizard_discard_deletes_the_upload(dashboard_client: Client, tenant: Tenant, settings: Any) -> None:
-    _upload(dashboard_client, tenant, _csv(PEOPLE))
+    _upload(dashboard_client, tenant, csv_bytes(PEOPLE))
 
     response = dashboard_client.post(reverse("customers:import_mapping", args=[tenant.slug]), {"action": "cancel"})
 
@@ -545,7 +528,7 @@ def test_wizard_and_export_refuse_a_viewer(tenant: Tenant, make_member: Callable
     client = login_as(make_member(Role.VIEWER).user)
 
     assert client.get(reverse("customers:import", args=[tenant.slug])).status_code == 403
-    assert _upload(client, tenant, _csv(PEOPLE)).status_code == 403
+    assert _upload(client, tenant, csv_bytes(PEOPLE)).status_code == 403
     assert client.get(reverse("customers:import_mapping", args=[tenant.slug])).status_code == 403
     assert client.post(reverse("customers:export", args=[tenant.slug])).status_code == 403
     assert "tab-import" not in client.get(reverse("customers:list", args=[tenant.slug])).content.decode()
@@ -617,7 +600,7 @@ def test_an_export_imports_back_with_its_columns_matched_by_name(tenant: Tenant,
     owner = Membership.objects.create(tenant=fresh, user=member.user, role=Role.OWNER)
     preview = imports.preview_file(lambda: io.BytesIO(content), encoding="utf-8")
     suggested = {**imports.suggest_mapping("customers", preview.columns), **imports.suggest_extras("customers", preview.columns)}
-    job = _import(fresh, owner, "customers", content, {t: preview.columns[i] for t, i in suggested.items()})
+    job = run_import(fresh, owner, "customers", content, {t: preview.columns[i] for t, i in suggested.items()})
 
     # then: the same person
     assert job.status == "succeeded", job.error
@@ -631,7 +614,7 @@ def test_an_export_imports_back_with_its_columns_matched_by_name(tenant: Tenant,
 
 @pytest.mark.skipif(not RETAIL.exists(), reason="the shared Online Retail dataset is not on this machine")
 def test_online_retail_sample_imports_as_orders_with_lines(tenant: Tenant, member: Membership) -> None:
-    job = _import(tenant, member, "orders", RETAIL.read_bytes(), RETAIL_MAPPING)
+    job = run_import(tenant, member, "orders", RETAIL.read_bytes(), RETAIL_MAPPING)
 
     assert job.status == "succeeded", job.error
     result = job.result
@@ -642,18 +625,18 @@ def test_online_retail_sample_imports_as_orders_with_lines(tenant: Tenant, membe
     assert Order.objects.for_tenant(tenant).filter(status="cancelled", external_id__startswith="C").count() > 400
     assert OrderLine.objects.for_tenant(tenant).filter(order__source="import").count() == result["lines"] == 40_000 - result["rejected"]
 
-    again = _import(tenant, member, "orders", RETAIL.read_bytes(), RETAIL_MAPPING)
+    again = run_import(tenant, member, "orders", RETAIL.read_bytes(), RETAIL_MAPPING)
     assert (again.result["created"], again.result["updated"], again.result["unchanged"]) == (0, 0, result["created"])
 
 
 @pytest.mark.skipif(not CDNOW.exists(), reason="the shared CDNOW dataset is not on this machine")
 def test_cdnow_sample_imports_as_orders(tenant: Tenant, member: Membership) -> None:
-    job = _import(tenant, member, "orders", CDNOW.read_bytes(), CDNOW_MAPPING)
+    job = run_import(tenant, member, "orders", CDNOW.read_bytes(), CDNOW_MAPPING)
 
     assert job.status == "succeeded", job.error
     assert (job.result["created"], job.result["rejected"], job.result["new_customers"]) == (6_919, 0, 2_357)
 
-    again = _import(tenant, member, "orders", CDNOW.read_bytes(), CDNOW_MAPPING)
+    again = run_import(tenant, member, "orders", CDNOW.read_bytes(), CDNOW_MAPPING)
     assert (again.result["created"], again.result["unchanged"]) == (0, 6_919)
 
 
@@ -668,7 +651,7 @@ def _many_people() -> bytes:
         rows.append([f"m-{i}", email, f"N{i}", "", "vip" if i % 3 else "", "gold", "Parts & Co" if i % 5 == 0 else "", ""])
     rows.append(["m-3", "again@example.com", "Dup", "", "", "", "", ""])  # an id twice in the file
     rows.append(["", "noid@example.com", "No id", "", "", "", "", ""])
-    return _csv(rows)
+    return csv_bytes(rows)
 
 
 def _many_events() -> bytes:
@@ -676,7 +659,7 @@ def _many_events() -> bytes:
     for i in range(60):  # ev-0..ev-9 come twice; m-40..m-44 are unknown
         rows.append([f"ev-{i % 50}", f"m-{i % 45}", f"2026-01-{1 + i % 28:02d} 10:{i:02d}:00", "/p"])
     rows.append(["ev-x", "m-1", "not a date", "/p"])
-    return _csv(rows)
+    return csv_bytes(rows)
 
 
 def test_imports_in_many_chunks_report_by_line_widen_first_and_last_seen_and_rerun_unchanged(tenant: Tenant, member: Membership) -> None:
@@ -685,12 +668,12 @@ def test_imports_in_many_chunks_report_by_line_widen_first_and_last_seen_and_rer
                "properties.page": "page"}
 
     # when: customers, then their events, in chunks of 4
-    people = _import(tenant, member, "customers", _many_people(), PEOPLE_MAPPING, chunk_size=4)
-    events = _import(tenant, member, "events", _many_events(), mapping, chunk_size=4)
+    people = run_import(tenant, member, "customers", _many_people(), PEOPLE_MAPPING, chunk_size=4)
+    events = run_import(tenant, member, "events", _many_events(), mapping, chunk_size=4)
 
     # then
     assert {k: people.result[k] for k in ("created", "rejected", "new_customers")} == {"created": 39, "rejected": 3, "new_customers": 39}
-    assert [(r["line"], r["field"]) for r in _report(people)] == [("25", "email"), ("42", "external_id"), ("43", "external_id")]
+    assert [(r["line"], r["field"]) for r in error_report(people)] == [("25", "email"), ("42", "external_id"), ("43", "external_id")]
     assert {k: events.result[k] for k in ("created", "duplicates", "rejected", "new_customers")} == {
         "created": 50, "duplicates": 10, "rejected": 1, "new_customers": 6}  # m-40..m-44, and m-23 refused above
     m1 = Customer.objects.for_tenant(tenant).get(external_id="m-1")
@@ -699,8 +682,8 @@ def test_imports_in_many_chunks_report_by_line_widen_first_and_last_seen_and_rer
 
     # when / then: the same files again change nothing
     stamps = dict(Customer.objects.for_tenant(tenant).values_list("external_id", "updated_at"))
-    again = _import(tenant, member, "customers", _many_people(), PEOPLE_MAPPING, chunk_size=4)
-    events_again = _import(tenant, member, "events", _many_events(), mapping, chunk_size=4)
+    again = run_import(tenant, member, "customers", _many_people(), PEOPLE_MAPPING, chunk_size=4)
+    events_again = run_import(tenant, member, "events", _many_events(), mapping, chunk_size=4)
     assert {k: again.result[k] for k in ("created", "updated", "unchanged", "rejected")} == {
         "created": 0, "updated": 0, "unchanged": 39, "rejected": 3}
     assert (events_again.result["created"], events_again.result["duplicates"]) == (0, 60)
@@ -712,7 +695,7 @@ def test_a_customers_import_leaves_the_interpreter_as_it_found_it(tenant: Tenant
     thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
 
     # when
-    job = _import(tenant, member, "customers", _many_people(), PEOPLE_MAPPING, chunk_size=4)
+    job = run_import(tenant, member, "customers", _many_people(), PEOPLE_MAPPING, chunk_size=4)
 
     # then
     assert (job.status, job.result["created"]) == ("succeeded", 39)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Callable
 from decimal import Decimal
@@ -22,41 +21,23 @@ from customers import imports
 from customers.models import Segment
 from offers.models import Product
 from offers.services import catalogue
-from tenants import services as tenant_services
 from tenants import tasks
 from tenants.models import JobRun, Membership, Tenant
 from tests.commands import run_import_csv
+from tests.import_helpers import (
+    csv_bytes,
+    error_report,
+    media_root,  # noqa: F401 - the fixture, used through pytestmark
+    run_import,
+)
+
+pytestmark = pytest.mark.usefixtures("media_root")
 
 HEADER = ["SKU", "Product name", "Category", "Price", "Currency", "In stock", "Active", "colour"]
 MAPPING = {
     "sku": "SKU", "name": "Product name", "category": "Category", "base_price": "Price", "currency": "Currency",
     "in_stock": "In stock", "is_active": "Active", "attributes.colour": "colour",
 }
-
-
-@pytest.fixture(autouse=True)
-def _media(settings: Any, tmp_path: Path) -> None:
-    settings.MEDIA_ROOT = tmp_path / "media"
-
-
-def _csv(rows: list[list[Any]]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue().encode()
-
-
-def _import(tenant: Tenant, member: Membership, content: bytes, mapping: dict[str, Any], **params: Any) -> JobRun:
-    path = imports.store_upload(tenant=tenant, name="products.csv", content=io.BytesIO(content))
-    job = tenant_services.start_job(tenant=tenant, actor=member.user, actor_membership=member, kind="customers_import",
-                                    params={"kind": "products", "mapping": mapping, "path": path, "file_name": "products.csv", **params})
-    tasks.run_job(tenant_id=tenant.pk, job_id=job.pk)
-    job.refresh_from_db()
-    return job
-
-
-def _report(job: JobRun) -> list[dict[str, str]]:
-    with job.result_file.open("rb") as f:
-        return list(csv.DictReader(io.StringIO(f.read().decode())))
 
 
 def _counts(job: JobRun) -> dict[str, int]:
@@ -88,7 +69,7 @@ def test_products_import_creates_and_updates_and_a_rerun_changes_nothing(tenant:
     _sim(tenant)
 
     # when
-    job = _import(tenant, member, _csv(CATALOGUE), MAPPING)
+    job = run_import(tenant, member, "products", csv_bytes(CATALOGUE), MAPPING)
 
     # then
     assert (job.status, job.progress, job.processed, job.total, job.error_count) == ("succeeded", 100, 3, 3, 0)
@@ -104,7 +85,7 @@ def test_products_import_creates_and_updates_and_a_rerun_changes_nothing(tenant:
     stamps = {sku: p.updated_at for sku, p in products.items()}
 
     # when: the same file again
-    again = _import(tenant, member, _csv(CATALOGUE), MAPPING)
+    again = run_import(tenant, member, "products", csv_bytes(CATALOGUE), MAPPING)
 
     # then: nothing changed
     assert _counts(again) == {"created": 0, "updated": 0, "unchanged": 3, "rejected": 0}
@@ -114,15 +95,15 @@ def test_products_import_creates_and_updates_and_a_rerun_changes_nothing(tenant:
 def test_the_currency_defaults_to_the_mappings_then_the_tenants(tenant: Tenant, member: Membership) -> None:
     rows = [["SKU", "Product name", "Price"], ["a-1", "A", "1"]]
 
-    _import(tenant, member, _csv(rows), {"sku": "SKU", "name": "Product name", "base_price": "Price"})
-    _import(tenant, member, _csv([*rows, ["b-1", "B", "2"]]),
+    run_import(tenant, member, "products", csv_bytes(rows), {"sku": "SKU", "name": "Product name", "base_price": "Price"})
+    run_import(tenant, member, "products", csv_bytes([*rows, ["b-1", "B", "2"]]),
             {"sku": "SKU", "name": "Product name", "base_price": "Price", "default_currency": "usd"})
 
     products = _products(tenant)
     assert (products["a-1"].currency, products["b-1"].currency) == ("USD", "USD")
     tenant.currency = "RUB"
     tenant.save()
-    _import(tenant, member, _csv([["SKU", "Product name", "Price"], ["c-1", "C", "3"]]),
+    run_import(tenant, member, "products", csv_bytes([["SKU", "Product name", "Price"], ["c-1", "C", "3"]]),
             {"sku": "SKU", "name": "Product name", "base_price": "Price"})
     assert Product.objects.for_tenant(tenant).get(sku="c-1").currency == "RUB"
 
@@ -141,13 +122,13 @@ def test_bad_rows_are_reported_by_line_and_field_and_the_good_rows_are_imported(
         ["ok-2", "Fine", "", "0", "EUR", "0", "", "blue"],       # line 10
     ]
 
-    job = _import(tenant, member, _csv(rows), MAPPING)
+    job = run_import(tenant, member, "products", csv_bytes(rows), MAPPING)
 
     assert job.status == "succeeded" and (job.processed, job.error_count) == (9, 7)
     assert (job.result["created"], job.result["rejected"]) == (2, 7)
     assert set(_products(tenant)) & {"ok-1", "ok-2", "bad-1", "neg-1", "stock-1", "cur-1", "cent-1"} == {"ok-1", "ok-2"}
     assert Product.objects.for_tenant(tenant).get(sku="ok-1").name == "Good"  # the first of the two rows
-    report = _report(job)
+    report = error_report(job)
     assert [(r["line"], r["field"], r["column"]) for r in report] == [
         ("3", "base_price", "Price"), ("4", "base_price", "Price"), ("5", "sku", "SKU"), ("6", "sku", "SKU"),
         ("7", "in_stock", "In stock"), ("8", "currency", "Currency"), ("9", "base_price", "Price")]
@@ -161,10 +142,10 @@ def test_bad_rows_are_reported_by_line_and_field_and_the_good_rows_are_imported(
 def test_duplicates_across_chunks_are_refused_by_line(tenant: Tenant, member: Membership) -> None:
     rows = [["SKU", "Product name", "Price"], *[[f"c-{i}", f"P{i}", str(i)] for i in range(5)], ["c-1", "Again", "9"]]
 
-    job = _import(tenant, member, _csv(rows), {"sku": "SKU", "name": "Product name", "base_price": "Price"}, chunk_size=2)
+    job = run_import(tenant, member, "products", csv_bytes(rows), {"sku": "SKU", "name": "Product name", "base_price": "Price"}, chunk_size=2)
 
     assert (job.status, job.result["created"], job.result["rejected"]) == ("succeeded", 5, 1)
-    assert _report(job)[0]["line"] == "7" and Product.objects.for_tenant(tenant).get(sku="c-1").name == "P1"
+    assert error_report(job)[0]["line"] == "7" and Product.objects.for_tenant(tenant).get(sku="c-1").name == "P1"
 
 
 def test_a_chunk_is_written_in_bulk_whatever_its_size(tenant: Tenant) -> None:
@@ -184,12 +165,12 @@ def test_wrong_encoding_stops_the_import_before_anything_is_written(tenant: Tena
     content = "SKU,Product name,Price\nru-1,Чехол,100\nru-2,Зарядка,200\n".encode("cp1251")
     mapping = {"sku": "SKU", "name": "Product name", "base_price": "Price"}
 
-    job = _import(tenant, member, content, mapping)
+    job = run_import(tenant, member, "products", content, mapping)
 
     assert job.status == "failed" and "utf-8" in job.error and "line 2" in job.error and "cp1251" in job.error
     assert not Product.objects.for_tenant(tenant).filter(sku__startswith="ru-").exists()
 
-    fixed = _import(tenant, member, content, {**mapping, "encoding": "cp1251"})
+    fixed = run_import(tenant, member, "products", content, {**mapping, "encoding": "cp1251"})
     assert fixed.status == "succeeded" and Product.objects.for_tenant(tenant).get(sku="ru-1").name == "Чехол"
 
 
@@ -199,7 +180,7 @@ def test_the_import_touches_only_its_own_tenants_products(tenant: Tenant, member
     before = {p.sku: (p.name, p.base_price, p.attributes, p.updated_at) for p in Product.objects.for_tenant(other_tenant)}
     assert "sim-1" in before
 
-    job = _import(tenant, member, _csv(CATALOGUE), MAPPING)
+    job = run_import(tenant, member, "products", csv_bytes(CATALOGUE), MAPPING)
 
     assert _counts(job) == {"created": 2, "updated": 1, "unchanged": 0, "rejected": 0}
     assert {p.sku: (p.name, p.base_price, p.attributes, p.updated_at) for p in Product.objects.for_tenant(other_tenant)} == before
@@ -222,7 +203,7 @@ def test_a_products_import_does_not_rebuild_segments(tenant: Tenant, member: Mem
     Segment.objects.create(tenant=tenant, name="VIP", depends_on=["profile"], definition={"match": "all", "conditions": [
         {"type": "profile", "field": "tags", "op": "contains", "value": "vip"}]})
 
-    _import(tenant, member, _csv(CATALOGUE), MAPPING)
+    run_import(tenant, member, "products", csv_bytes(CATALOGUE), MAPPING)
 
     assert not JobRun.objects.for_tenant(tenant).filter(kind="segments_rebuild").exists()
 
@@ -262,7 +243,7 @@ def test_the_api_refuses_products_by_the_same_rules(api_client: APIClient, tenan
 
 def test_command_imports_products_matching_columns_by_name_and_keeps_the_others_as_attributes(tenant: Tenant, tmp_path: Path) -> None:
     path = tmp_path / "catalogue.csv"
-    path.write_bytes(_csv([["sku", "name", "price", "in_stock", "Screen size"], ["tv-9", "TV", "499.99", "no", "55"],
+    path.write_bytes(csv_bytes([["sku", "name", "price", "in_stock", "Screen size"], ["tv-9", "TV", "499.99", "no", "55"],
                            ["tv-9", "TV again", "1", "yes", ""], ["tv-8", "TV", "1", "perhaps", ""]]))
 
     code, output = run_import_csv(tenant.slug, "products", str(path))
@@ -280,7 +261,7 @@ def test_command_imports_products_matching_columns_by_name_and_keeps_the_others_
 
 def test_command_refuses_a_products_mapping_without_a_price(tenant: Tenant, tmp_path: Path) -> None:
     path = tmp_path / "catalogue.csv"
-    path.write_bytes(_csv([["sku", "name"], ["tv-9", "TV"]]))
+    path.write_bytes(csv_bytes([["sku", "name"], ["tv-9", "TV"]]))
 
     code, output = run_import_csv(tenant.slug, "products", str(path), "--mapping", '{"sku": "sku", "name": "name"}')
 
@@ -311,7 +292,7 @@ def test_wizard_maps_product_columns_and_starts_the_import(dashboard_client: Cli
 
     # step 1: upload
     response = dashboard_client.post(reverse("customers:import", args=[tenant.slug]), {
-        "kind": "products", "encoding": "utf-8", "file": SimpleUploadedFile("catalogue.csv", _csv(CATALOGUE), "text/csv")})
+        "kind": "products", "encoding": "utf-8", "file": SimpleUploadedFile("catalogue.csv", csv_bytes(CATALOGUE), "text/csv")})
     assert response.status_code == 302 and response["Location"] == mapping_url
 
     # step 2: suggested columns, unmapped ones pre-checked as attributes, a default currency field
@@ -342,7 +323,7 @@ def test_wizard_maps_product_columns_and_starts_the_import(dashboard_client: Cli
 
 def test_wizard_start_without_the_product_price_is_a_form_error(dashboard_client: Client, tenant: Tenant) -> None:
     dashboard_client.post(reverse("customers:import", args=[tenant.slug]), {
-        "kind": "products", "encoding": "utf-8", "file": SimpleUploadedFile("catalogue.csv", _csv(CATALOGUE), "text/csv")})
+        "kind": "products", "encoding": "utf-8", "file": SimpleUploadedFile("catalogue.csv", csv_bytes(CATALOGUE), "text/csv")})
 
     response = dashboard_client.post(reverse("customers:import_mapping", args=[tenant.slug]), {
         "action": "start", "delimiter": ",", "header": "on", "encoding": "utf-8", "map_sku": "0", "map_name": "1"})
