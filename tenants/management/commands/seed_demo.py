@@ -45,7 +45,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Sign in at /accounts/sign-in/ as {DEMO_OWNER} with password {DEMO_PASSWORD}")
         self.stdout.write(f"Other demo members ({', '.join(e for e, _r, _n in DEMO_TEAM)}) use the same password.")
         self.stdout.write(f"Customer portal: /p/{tenant.slug}/ — sign in with a demo customer's email; without EMAIL_URL the "
-                          "sign-in link is printed in the web server's log.")
+                          "sign-in link (emailed by the Celery worker) is printed in the worker's log, "
+                          ".local/logs/worker.log under `make run`.")
 
     @transaction.atomic
     def _tenant_and_team(self) -> Tenant:
