@@ -31,11 +31,12 @@ EXPORT_COLUMNS = (
 
 
 @register_job("customers_import", permission=Perm.RUN_JOBS, label=gettext_lazy("Import (CSV)"))
-def import_csv(job: JobContext) -> dict[str, Any]:
+def import_csv(job: JobContext, opener: imports.Opener | None = None) -> dict[str, Any]:
     """params: kind (customers, orders, events, or one another app registered), mapping (see customers/imports.py),
-    path of the upload, file_name."""
+    path of the upload, file_name. `opener` reads another file than the upload (`manage.py import_csv`).
+    Segments are not refreshed row by row meanwhile: one full rebuild is queued at the end."""
     with freshness.suspended():
-        result = imports.run_import_job(job)
+        result = imports.run_import_job(job, opener=opener)
     # Segments are made of customers, their events and orders: a kind of another app (products) leaves them as they are.
     if job.params.get("kind") not in imports.REGISTERED and Segment.objects.for_tenant(job.tenant).exists():
         start_job(tenant=job.tenant, actor=None, kind="segments_rebuild", params={"after_import": job.job.pk})

@@ -24,7 +24,8 @@ from django.urls import reverse
 
 from customers import imports, selectors
 from customers import services as customer_services
-from customers.models import Customer, Event, Order, OrderLine
+from customers.models import Customer, Event, Order, OrderLine, Segment
+from customers.segments import freshness
 from tenants import services as tenant_services
 from tenants import tasks
 from tenants.models import JobRun, Membership, Tenant
@@ -364,6 +365,27 @@ def test_command_imports_with_a_mapping_and_exits_zero_when_rows_were_rejected(t
     job = JobRun.objects.for_tenant(tenant).get(kind="customers_import")
     assert (job.status, job.created_by, job.result["rejected"]) == ("succeeded", None, 1)
     assert Customer.objects.for_tenant(tenant).filter(external_id__in=["p-1", "p-2", "p-3"]).count() == 3
+
+
+def test_command_like_the_dashboard_defers_segments_to_one_rebuild(tenant: Tenant, tmp_path: Path,
+                                                                   django_capture_on_commit_callbacks: Callable,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: a segment exists, so imported people must reach it
+    Segment.objects.create(tenant=tenant, name="Everyone", definition={"match": "all", "conditions": []})
+    noted: list[Any] = []
+    monkeypatch.setattr(freshness, "_dispatch", lambda **kwargs: noted.append(kwargs))
+    path = tmp_path / "people.csv"
+    path.write_bytes(csv_bytes(PEOPLE))
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        code, output = run_import_csv(tenant.slug, "customers", str(path), "--mapping", json.dumps(PEOPLE_MAPPING))
+
+    # then: nothing noted row by row; one full rebuild queued after the import
+    assert code == 0, output
+    assert noted == []
+    rebuild = JobRun.objects.for_tenant(tenant).get(kind="segments_rebuild")
+    assert rebuild.params == {"after_import": JobRun.objects.for_tenant(tenant).get(kind="customers_import").pk}
 
 
 def test_command_matches_columns_by_name_without_a_mapping(tenant: Tenant, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from b2p_platform.exceptions import DomainError
 from customers import imports
+from customers import jobs as customer_jobs
 from tenants import services as tenant_services
 from tenants.jobs import JobContext
 from tenants.models import JobRun, Tenant
@@ -155,7 +156,8 @@ class Command(BaseCommand):
                                      metadata={"kind": job.kind, "via": "manage.py import_csv"})
         context = _ConsoleJobContext(job=job, tenant=tenant, out=self.stdout)
         try:
-            result = imports.run_import_job(context, opener=opener)
+            # The job's own function: segments wait for one rebuild at the end, as from the dashboard.
+            result = customer_jobs.import_csv(context, opener=opener)
         except DomainError as exc:
             context.fail(exc)
             self._print_result(job.result or {}, job)
