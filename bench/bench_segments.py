@@ -12,6 +12,7 @@ definition's query alone (SELECT of the ids), and reading the prediction inputs 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import resource
@@ -65,7 +66,11 @@ def bench_rebuilds(tenant: Any) -> dict[str, Any]:
         again = membership.rebuild_segment(tenant=tenant, segment_id=segment.pk)
         figures[name] = {"members": first.size, "query_only_s": round(query["seconds"], 2),
                          "first_build_s": round(first.ms / 1000, 2), "rebuild_s": round(again.ms / 1000, 2)}
-        assert first.size == len(ids) == again.size and again.entered == again.left == 0
+        # A rule with a time window ("within 30 days") may gain or lose a member or two as the
+        # clock passes an event's boundary between these three reads; any other drift is a bug.
+        drift = 5 if '"within_days"' in json.dumps(definition) else 0
+        assert abs(first.size - len(ids)) <= drift and abs(again.size - first.size) <= drift, (name, first, again, len(ids))
+        assert again.entered + again.left <= drift, (name, again)
     figures["slowest_rebuild_s"] = max(v["rebuild_s"] for v in figures.values() if isinstance(v, dict))
     figures["slowest_first_build_s"] = max(v["first_build_s"] for v in figures.values() if isinstance(v, dict))
     return figures
