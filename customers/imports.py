@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("customers", "orders", "events")
+KINDS: list[str] = ["customers", "orders", "events"]  # and those other apps register (`register_kind`)
 TARGETS: dict[str, tuple[str, ...]] = {
     "customers": (
         "external_id", "email", "phone", "first_name", "last_name", "kind", "company.name", "company.external_id",
@@ -227,10 +227,9 @@ REGISTERED: dict[str, ImportKind] = {}
 
 def register_kind(kind: ImportKind) -> None:
     """Add (or replace) a kind: the wizard, `import_csv` and the import job then offer it."""
-    global KINDS
     REGISTERED[kind.name] = kind
     if kind.name not in KINDS:
-        KINDS = (*KINDS, kind.name)
+        KINDS.append(kind.name)  # in place: whoever holds the list sees the kind
     TARGETS[kind.name] = kind.targets
     SYNONYMS[kind.name] = kind.synonyms
     CHUNK_ROWS[kind.name] = kind.chunk_rows

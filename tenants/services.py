@@ -56,7 +56,8 @@ def hash_secret(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _actor_label(actor: Actor) -> str:
+def actor_label(actor: Actor) -> str:
+    """How an actor is named in the audit log and in request histories."""
     if isinstance(actor, User):
         return actor.email
     if isinstance(actor, ApiKey):
@@ -78,7 +79,7 @@ def record_audit(
     return AuditLog.objects.create(
         tenant=tenant,
         actor=actor if isinstance(actor, User) else None,
-        actor_label=_actor_label(actor),
+        actor_label=actor_label(actor),
         action=action,
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",

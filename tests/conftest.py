@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework.test import APIClient
 
 from tenants.models import Invitation, Membership, Tenant, User
@@ -40,6 +40,14 @@ def _clear_cache() -> None:
     from offers.services import pricing
 
     pricing._active_offers.clear()  # the per-process copy of each tenant's active offers
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    # A request activates its language in this thread and nothing deactivates it afterwards: a
+    # Russian page or task in one test would otherwise leave the next test's messages in Russian.
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture

@@ -107,23 +107,16 @@ class ProductBatchResult:
 
 @transaction.atomic
 def import_products(*, tenant: Tenant, rows: list[dict[str, Any]], default_currency: str = "") -> ProductBatchResult:
-    """Rows of text (a chunk of a CSV import): each checked by `clean_product`, the invalid ones
-    reported by index, the others upserted by SKU with their attributes merged key by key (a file
+    """Rows of text (a chunk of a CSV import, whose reader already refused a SKU repeated in the
+    file): each checked by `clean_product`, the invalid ones reported by index, the others upserted by SKU with their attributes merged key by key (a file
     with some attribute columns keeps the others). Currency defaults to the tenant's."""
     result = ProductBatchResult()
     valid: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
     for index, raw in enumerate(rows):
         try:
-            row = clean_product(raw, default_currency=default_currency or tenant.currency)
+            valid.append(clean_product(raw, default_currency=default_currency or tenant.currency))
         except RowInvalid as exc:
             result.errors[index] = exc.errors
-            continue
-        if row["sku"] in seen:
-            result.errors[index] = {"sku": [_("Duplicate of row %(row)s in this batch.") % {"row": seen[row["sku"]]}]}
-            continue
-        seen[row["sku"]] = index
-        valid.append(row)
     result.created, result.updated = upsert_products(tenant=tenant, rows=valid, merge_attributes=True)
     result.unchanged = len(valid) - result.created - result.updated
     return result

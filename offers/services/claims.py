@@ -30,7 +30,7 @@ from customers.models import Customer
 from offers.models import Offer, OfferRequest, OfferRequestEvent, Voucher
 from offers.services import pricing
 from tenants.models import Tenant
-from tenants.services import Actor, record_audit
+from tenants.services import Actor, actor_label, record_audit
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed
 
@@ -41,19 +41,9 @@ class ClaimResult:
     created: bool
 
 
-def _actor_label(actor: Actor | str) -> str:
-    if isinstance(actor, str):
-        return actor
-    email = getattr(actor, "email", None)
-    if email:
-        return str(email)
-    prefix = getattr(actor, "prefix", None)
-    return f"api-key:{prefix}" if prefix else "system"
-
-
 def claim_offer(
     *, tenant: Tenant, customer: Customer, offer_id: int, configuration: Any = None, quantity: int = 1,
-    voucher_code: str = "", idempotency_key: str = "", source: str = "api", actor: Actor | str = None,
+    voucher_code: str = "", idempotency_key: str = "", source: str = "api", actor: Actor = None,
 ) -> ClaimResult:
     """Claim an offer for a customer: a new request, or the earlier one for the same key."""
     key = (idempotency_key or "").strip()[:128]
@@ -82,7 +72,7 @@ def _same_claim(earlier: OfferRequest, *, customer: Customer, offer_id: int) -> 
 
 def _claim(
     *, tenant: Tenant, customer: Customer, offer_id: int, configuration: Any, quantity: int, voucher_code: str, key: str,
-    source: str, actor: Actor | str,
+    source: str, actor: Actor,
 ) -> OfferRequest:
     offer = Offer.objects.for_tenant(tenant).select_for_update().filter(pk=offer_id).first()
     if offer is None or customer.tenant_id != tenant.pk:
@@ -105,7 +95,7 @@ def _claim(
         idempotency_key=key,
     )
     Offer.objects.for_tenant(tenant).filter(pk=offer.pk).update(claims_count=F("claims_count") + 1, spent=F("spent") + quote.discount)
-    OfferRequestEvent.objects.create(tenant=tenant, request=request, to_status=OfferRequest.Status.NEW, actor_label=_actor_label(actor))
+    OfferRequestEvent.objects.create(tenant=tenant, request=request, to_status=OfferRequest.Status.NEW, actor_label=actor_label(actor))
     transaction.on_commit(partial(_notify, tenant_id=tenant.pk, request_id=request.pk))
     return request
 
@@ -127,7 +117,7 @@ def _redeem_voucher(*, tenant: Tenant, offer: Offer, code: str) -> Voucher:
 
 
 @transaction.atomic
-def transition_request(*, tenant: Tenant, actor: Actor | str, request: OfferRequest, to_status: str, comment: str = "") -> OfferRequest:
+def transition_request(*, tenant: Tenant, actor: Actor, request: OfferRequest, to_status: str, comment: str = "") -> OfferRequest:
     request = OfferRequest.objects.for_tenant(tenant).select_for_update().get(pk=request.pk)
     if to_status not in OfferRequest.TRANSITIONS.get(request.status, ()):
         raise ConflictError(_("A request that is %(from)s cannot become %(to)s.") % {"from": request.status, "to": to_status},
@@ -146,16 +136,16 @@ def transition_request(*, tenant: Tenant, actor: Actor | str, request: OfferRequ
         if request.voucher_id:
             Voucher.objects.for_tenant(tenant).filter(pk=request.voucher_id, redemptions__gt=0).update(redemptions=F("redemptions") - 1)
     OfferRequestEvent.objects.create(tenant=tenant, request=request, from_status=previous, to_status=to_status,
-                                     actor_label=_actor_label(actor), comment=comment[:5000])
+                                     actor_label=actor_label(actor), comment=comment[:5000])
     transaction.on_commit(partial(_notify, tenant_id=tenant.pk, request_id=request.pk))
     return request
 
 
 @transaction.atomic
-def comment_on_request(*, tenant: Tenant, actor: Actor | str, request: OfferRequest, comment: str) -> OfferRequestEvent:
+def comment_on_request(*, tenant: Tenant, actor: Actor, request: OfferRequest, comment: str) -> OfferRequestEvent:
     if not comment.strip():
         raise DomainError(_("Write a comment."), field="comment")
-    return OfferRequestEvent.objects.create(tenant=tenant, request=request, actor_label=_actor_label(actor), comment=comment[:5000])
+    return OfferRequestEvent.objects.create(tenant=tenant, request=request, actor_label=actor_label(actor), comment=comment[:5000])
 
 
 def _notify(*, tenant_id: int, request_id: int) -> None:
