@@ -164,12 +164,15 @@ def _copy_and_roll_back(sql: str, buffer: io.StringIO) -> None:
 
 
 def run_import(tenant: Tenant, kind: str, path: Path, mapping: dict[str, Any], *, rejected_ok: bool = False) -> dict[str, Any]:
-    """The customers_import job, run in this process exactly as `manage.py import_csv` runs it."""
+    """The customers_import job, run in this process exactly as `manage.py import_csv` and the worker run it
+    (segments are not refreshed chunk by chunk: the job queues one rebuild at the end, and this tenant has no segments)."""
+    from customers import jobs
+
     moment = timezone.now()
     job = JobRun.objects.create(tenant=tenant, kind="customers_import", status=JobRun.Status.RUNNING, started_at=moment,
                                 heartbeat_at=moment, params={"kind": kind, "mapping": mapping, "file_name": path.name})
     context = JobContext(job=job, tenant=tenant)
-    result = imports.run_import_job(context, opener=lambda: path.open("rb"))
+    result = jobs.import_csv(context, opener=lambda: path.open("rb"))
     context.succeed(result)
     assert rejected_ok or result["rejected"] == 0, result["errors"][:3]
     return result
@@ -316,7 +319,7 @@ def main() -> None:
     emit("import", {**figures, "target (rows/s)": TARGET, "best import (rows/s)": round(best)}, as_json=args.json)
     if profiler:
         print(f"\ncProfile of the {args.profile} import (first run), top 30 by own time:")
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(40)
 
 
 if __name__ == "__main__":

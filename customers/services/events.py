@@ -21,6 +21,7 @@ from tenants.models import Tenant
 # last_seen_at moves only when it is this much behind: a stream of events for an active person
 # does not rewrite their row on every batch.
 LAST_SEEN_SLACK = timedelta(minutes=5)
+SEEN_ROUND = 5000  # customers per transaction when widen_seen applies deferred bounds
 
 
 @dataclass
@@ -220,8 +221,15 @@ def _copy_insert(tenant: Tenant, ready: list[tuple[dict[str, Any], int]], source
 def widen_seen(*, tenant: Tenant, bounds: SeenBounds) -> None:
     """Apply first/last seen bounds collected by `ingest_events(defer_seen=...)`, then clear them."""
     items = sorted(bounds.items())
-    for start in range(0, len(items), 5000):
-        part = dict(items[start:start + 5000])
+    # Interleaved rounds, not consecutive slices: round k takes every n-th customer. Customers
+    # created together sit together on the table's pages, and a page keeps room (fillfactor)
+    # for only two or three new row versions: a slice updating all of a page's customers in one
+    # transaction moved most of them off the page, each a new entry in every index (the GIN ones
+    # too). One or two per page per round fit, and each committed round's old versions are
+    # pruned when the next touches the page, so nearly every update stays on its page (HOT).
+    rounds = -(-len(items) // SEEN_ROUND)
+    for k in range(rounds):
+        part = dict(items[k::rounds])  # still sorted: concurrent writers lock shared rows in one order
         with transaction.atomic():
             _update_seen(tenant, part)
             freshness.customers_changed(tenant_id=tenant.pk, customer_ids=part, kinds=["seen"])

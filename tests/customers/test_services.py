@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from customers import intake
@@ -161,6 +162,29 @@ def test_deferred_first_and_last_seen_are_applied_once_and_a_rerun_repairs_them(
     assert (result.accepted, result.duplicates) == (0, 3)
     assert (person.first_seen_at, person.last_seen_at) == (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC))
     assert again == {}
+
+
+def test_deferred_seen_is_applied_to_every_customer_in_interleaved_rounds(tenant: Tenant, other_tenant: Tenant,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: seven customers' deferred bounds, rounds of two, and another tenant's customer with the same id in the bounds
+    monkeypatch.setattr(event_services, "SEEN_ROUND", 2)
+    rows = [{"event_id": f"r{i}", "type": "page_view", "customer_external_id": f"r{i}", "occurred_at": f"2025-01-0{i + 1}T00:00:00Z"}
+            for i in range(7)]
+    bounds: event_services.SeenBounds = {}
+    customer_services.ingest_events(tenant=tenant, rows=rows, defer_seen=bounds)
+    stranger = Customer.objects.create(tenant=other_tenant, external_id="stranger")
+    bounds[stranger.pk] = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
+
+    # when: four rounds of at most two customers, one UPDATE each
+    with CaptureQueriesContext(connection) as queries:
+        event_services.widen_seen(tenant=tenant, bounds=bounds)
+
+    # then: every customer of the tenant got its own day, nobody else was touched
+    assert len([q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]) == 4
+    seen = dict(Customer.objects.for_tenant(tenant).values_list("external_id", "first_seen_at"))
+    assert seen == {f"r{i}": datetime(2025, 1, i + 1, tzinfo=UTC) for i in range(7)}
+    stranger.refresh_from_db()
+    assert stranger.first_seen_at is None and bounds == {}
 
 
 def test_live_events_move_last_seen_only_past_the_slack(tenant: Tenant) -> None:
