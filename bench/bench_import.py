@@ -46,7 +46,6 @@ setup_django()
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from customers import imports  # noqa: E402
 from tenants.jobs import JobContext  # noqa: E402
 from tenants.models import JobRun, Tenant  # noqa: E402
 
