@@ -228,9 +228,11 @@ def run_import_without_writers(tenant: Tenant, kind: str, path: Path, mapping: d
     from unittest import mock
 
     from customers import services
+    from customers.services import events
 
     with mock.patch.object(services, "upsert_customers", return_value=services.BatchResult()), \
             mock.patch.object(services, "ingest_events", return_value=services.IngestResult()), \
+            mock.patch.object(events, "ingest_staged_events", return_value=services.IngestResult()), \
             mock.patch.object(services, "record_orders", return_value=services.OrdersResult()):
         return run_import(tenant, kind, path, mapping, rejected_ok=True)
 

@@ -25,6 +25,9 @@ Rules:
   customers, and when the import stops), not in every chunk a customer appears in.
 - Customer rows are validated by the service's `clean_customer_row` in the reading thread, which
   runs while the writer waits on the database (`_Pacer`); the writer then only merges and writes.
+  Events are validated there too, and those of the common shape (a customer_external_id) staged
+  as rows for `ingest_staged_events`, which resolves, inserts and gathers first/last seen in the
+  database: the writing thread does nothing per event (on PostgreSQL; `ingest_events` elsewhere).
 - Re-running the same file changes nothing: customers are upserted by external_id, events are
   deduplicated by event_id, orders by external_id, which is derived from the mapped cells and
   the occurrence index when the file has none (so re-run with the same mapping).
@@ -756,7 +759,8 @@ class _Item:
     sources: list[tuple[int, list[str]]]
     errors: dict[str, list[str]] | None = None
     line_rows: list[int] = field(default_factory=list)  # for orders: source row of each line
-    cleaned: Any = None  # for customers: the row validated ahead (services.CleanCustomer)
+    cleaned: Any = None  # for customers: the row validated ahead (services.CleanCustomer); for events: clean_event's outcome
+    staged: event_services.StagedEvent | None = None  # for events of the common shape: their staging row
 
 
 @dataclass
@@ -839,6 +843,7 @@ class ImportRun:
         self._pending_errors = 0
         self._seen: event_services.SeenBounds = {}
         self._pacer = _Pacer() if mapping.kind in ("customers", "events") else None  # the readers that validate ahead
+        self._stage_events = mapping.kind == "events" and connection.vendor == "postgresql"
 
     # -- pass 1: decode everything, count records, find where each order's rows end
     def prepare(self) -> int:
@@ -991,6 +996,8 @@ class ImportRun:
             return Written(rejected=result.errors, created=result.created, updated=result.updated, unchanged=result.unchanged)
         if self.mapping.kind == "events":
             seen: event_services.SeenBounds = {}
+            if self._stage_events and (written := self._write_staged_events(chunk, seen)) is not None:
+                return written
             events = services.ingest_events(tenant=self.tenant, rows=rows, source="import", defer_seen=seen, limit=len(rows),
                                             precleaned=[item.cleaned for item in chunk])
             return Written(rejected={r["index"]: r["errors"] for r in events.rejected}, created=events.accepted,
@@ -998,6 +1005,25 @@ class ImportRun:
         orders = services.record_orders(tenant=self.tenant, rows=rows, source="import", with_objects=False, limit=len(rows))
         return Written(rejected={r["index"]: r["errors"] for r in orders.rejected}, created=orders.created, updated=orders.updated,
                        unchanged=orders.unchanged, new_customers=orders.new_customers)
+
+    def _write_staged_events(self, chunk: list[_Item], seen: event_services.SeenBounds) -> Written | None:
+        """A chunk whose events were all staged by the reading thread (or refused there), written
+        without touching them one by one here; None if some have another shape (ingest_events then)."""
+        rows: list[event_services.StagedEvent] = []
+        positions: list[int] = []
+        rejected: dict[int, dict[str, list[str]]] = {}
+        for index, item in enumerate(chunk):
+            if item.staged is not None:
+                rows.append(item.staged)
+                positions.append(index)
+            elif isinstance(item.cleaned, RowInvalid):
+                rejected[index] = item.cleaned.errors
+            else:
+                return None
+        events = event_services.ingest_staged_events(tenant=self.tenant, rows=rows, source="import", defer_seen=seen)
+        rejected.update((positions[r["index"]], r["errors"]) for r in events.rejected)
+        return Written(rejected=rejected, created=events.accepted, duplicates=events.duplicates, new_customers=events.new_customers,
+                       seen=seen)
 
     def _report(self, item: _Item, errors: dict[str, list[str]]) -> None:
         self.counts.rejected += len(item.sources)
@@ -1116,6 +1142,7 @@ class ImportRun:
         # database; the service then only resolves, stages and inserts (`precleaned`).
         assert self._pacer is not None
         pace = self._pacer.pace
+        stage = self._stage_events
         reference = now()
         for n, (line, cells) in enumerate(records):
             if not n % 200:
@@ -1123,12 +1150,15 @@ class ImportRun:
                 reference = now()
             raw, _line, errors = self._map(cells)
             cleaned: Any = None
+            staged = None
             if not errors:
                 try:
                     cleaned = clean_event(raw, reference=reference)
                 except RowInvalid as exc:
                     cleaned = exc
-            yield _Item(raw=raw, sources=[(line, cells)], errors=errors or None, cleaned=cleaned)
+                else:
+                    staged = event_services.staged_event(cleaned) if stage else None
+            yield _Item(raw=raw, sources=[(line, cells)], errors=errors or None, cleaned=cleaned, staged=staged)
 
     def _order_items(self, records: Iterable[tuple[int, list[str]]]) -> Iterator[_Item]:
         if self.bound.group_index is not None:

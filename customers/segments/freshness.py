@@ -54,6 +54,11 @@ def suspended() -> Iterator[None]:
         _suspended.reset(token)
 
 
+def is_suspended() -> bool:
+    """Whether changes are not being noted here (a bulk writer may skip gathering them)."""
+    return _suspended.get()
+
+
 def customers_changed(*, tenant_id: int, customer_ids: Iterable[int], kinds: Iterable[str]) -> None:
     """Note that these customers changed; their segments refresh once the transaction commits."""
     if _suspended.get():

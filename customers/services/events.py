@@ -218,6 +218,121 @@ def _copy_insert(tenant: Tenant, ready: list[tuple[dict[str, Any], int]], source
         return inserted
 
 
+# Bulk loads: events prepared for staging by the reading thread ---------------------------------
+
+
+StagedEvent = tuple[str, str, str, str, str]  # customer_external_id, type, event_id, properties (JSON), occurred_at (ISO)
+
+
+def staged_event(event: dict[str, Any]) -> StagedEvent | None:
+    """A cleaned event of the common shape (a customer_external_id, nothing else naming the
+    customer) as the row `ingest_staged_events` copies; None for other shapes. Called by a bulk
+    load's reading thread, so that the writing one never touches the events one by one."""
+    if "customer_id" in event or "email" in event or "customer_external_id" not in event:
+        return None
+    return (event["customer_external_id"], event["type"], event["event_id"], event["properties_json"], event["occurred_at"].isoformat())
+
+
+_LINE_STAGE = "event_line_stage"
+
+# One statement per pass: the customers are looked up once per external id of the chunk (one index
+# probe each, LATERAL as in profiles._ids_by_external_id), the first row of each event_id is
+# inserted in file order, and the rows come back as one summary row (how many were inserted and
+# resolved, the customers and types inserted if asked, the external ids not found) followed by
+# the first/last seen bounds of the customers whose window they widen. The bounds cover every
+# resolved row, new or already stored, as ingest_events' do.
+_STAGED_INSERT = f"""
+WITH ids AS MATERIALIZED (
+    SELECT x.ext, c.id, c.first_seen_at AS f, c.last_seen_at AS l
+    FROM (SELECT DISTINCT ext FROM {_LINE_STAGE} WHERE %(only)s::text[] IS NULL OR ext = ANY(%(only)s::text[])) AS x
+    CROSS JOIN LATERAL (SELECT id, first_seen_at, last_seen_at FROM customers_customer
+                        WHERE tenant_id = (SELECT %(tenant)s::bigint) AND external_id = x.ext LIMIT 1) AS c
+), resolved AS MATERIALIZED (
+    SELECT DISTINCT ON (s.event_id) s.idx, i.id AS customer_id, i.f, i.l, s.type, s.event_id, s.properties, s.occurred_at
+    FROM {_LINE_STAGE} AS s JOIN ids AS i ON i.ext = s.ext
+    ORDER BY s.event_id, s.idx
+), ins AS (
+    INSERT INTO customers_event (tenant_id, customer_id, type, event_id, properties, source, occurred_at, received_at)
+    SELECT %(tenant)s, customer_id, type, event_id, properties, %(source)s, occurred_at, %(received)s FROM resolved ORDER BY idx
+    ON CONFLICT (tenant_id, event_id) DO NOTHING
+    RETURNING customer_id, type
+)
+SELECT NULL::bigint, NULL::timestamptz, NULL::timestamptz, (SELECT count(*) FROM ins),
+       CASE WHEN %(note)s THEN ARRAY(SELECT DISTINCT customer_id FROM ins) END,
+       CASE WHEN %(note)s THEN ARRAY(SELECT DISTINCT type::text FROM ins) END,
+       ARRAY(SELECT DISTINCT s.ext FROM {_LINE_STAGE} AS s
+             WHERE (%(only)s::text[] IS NULL OR s.ext = ANY(%(only)s::text[])) AND NOT EXISTS (SELECT FROM ids WHERE ids.ext = s.ext))
+UNION ALL
+SELECT customer_id, min(occurred_at), max(occurred_at), NULL, NULL, NULL, NULL FROM resolved GROUP BY customer_id, f, l
+HAVING f IS NULL OR f > min(occurred_at) OR l IS NULL OR l < max(occurred_at) - %(slack)s
+"""  # noqa: S608 - constant table name
+
+
+@transaction.atomic
+def ingest_staged_events(*, tenant: Tenant, rows: list[StagedEvent], source: str, defer_seen: SeenBounds) -> IngestResult:
+    """`ingest_events` with `defer_seen` for a bulk load's events of the common shape, given as
+    `staged_event`s: the customers are resolved (bare profiles created for unknown ids, as there),
+    the events inserted and the first/last seen bounds gathered by the database, with no Python
+    per event here. Repeats (same event_id in the batch or stored) are duplicates; rejected rows,
+    by index in `rows`, are those of erased people. PostgreSQL only."""
+    result = IngestResult()
+    if not rows:
+        return result
+    note = not freshness.is_suspended()
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    buffer.seek(0)
+    received = now()
+    inserted = 0
+    stored_ids: set[int] = set()
+    types: set[str] = set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # idx numbers the rows in the order copied (file order): the first row of an event_id is the one stored.
+            f"CREATE TEMP TABLE IF NOT EXISTS {_LINE_STAGE} (idx bigint GENERATED ALWAYS AS IDENTITY, ext text, type varchar(64), "
+            "event_id varchar(128), properties jsonb, occurred_at timestamptz) ON COMMIT DELETE ROWS"
+        )
+        if empty_stage_now():
+            cursor.execute(f"DELETE FROM {_LINE_STAGE}")  # noqa: S608 - constant table name
+        cursor.cursor.copy_expert(f"COPY {_LINE_STAGE} (ext, type, event_id, properties, occurred_at) FROM STDIN WITH (FORMAT csv)", buffer)
+        only: list[str] | None = None
+        while True:  # a second pass for the rows of customers created meanwhile
+            cursor.execute(_STAGED_INSERT, {"tenant": tenant.pk, "source": source, "received": received, "note": note,
+                                            "slack": LAST_SEEN_SLACK, "only": None if only is None else text_array(only)})
+            summary, *bounds = cursor.fetchall()
+            inserted += summary[3]
+            stored_ids.update(summary[4] or ())
+            types.update(summary[5] or ())
+            for cid, low, high, *_rest in bounds:
+                if cid in defer_seen:
+                    known_low, known_high = defer_seen[cid]
+                    defer_seen[cid] = (min(low, known_low), max(high, known_high))
+                else:
+                    defer_seen[cid] = (low, high)
+            missing = set(summary[6])
+            if only is not None or not missing:
+                break
+            created: set[int] = set()
+            found = ensure_customers(tenant=tenant, external_ids=missing, created=created)
+            result.new_customers = len(created)
+            erased = missing - set(found)
+            if erased:
+                result.rejected = [
+                    {"index": index, "errors": {"customer_external_id": ["This person was erased; nothing is stored about them."]}}
+                    for index, row in enumerate(rows) if row[0] in erased
+                ]
+            if not found:
+                break
+            only = sorted(found)
+        if empty_stage_now():
+            cursor.execute(f"DELETE FROM {_LINE_STAGE}")  # noqa: S608 - constant table name
+    result.accepted = inserted
+    result.duplicates = len(rows) - inserted - len(result.rejected)
+    result.customer_ids = stored_ids
+    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=stored_ids, kinds={"seen", *(f"event:{t}" for t in types)})
+    return result
+
+
 def widen_seen(*, tenant: Tenant, bounds: SeenBounds) -> None:
     """Apply first/last seen bounds collected by `ingest_events(defer_seen=...)`, then clear them."""
     items = sorted(bounds.items())

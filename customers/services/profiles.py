@@ -133,7 +133,7 @@ def clean_customer_row(raw: Any, *, tenant_id: int, definitions: dict[str, Attri
     if row.get("company"):
         return CleanCustomer(row, hashes)
     created = _created_state(row, {})
-    return CleanCustomer(row, hashes, created, _csv_lines.line(_stage_row(None, row["external_id"], created)))
+    return CleanCustomer(row, hashes, created, csv_lines.line(_stage_row(None, row["external_id"], created)))
 
 
 @transaction.atomic
@@ -381,7 +381,7 @@ _CUSTOMER_STAGE = "customer_stage"
 _STAGE_COLUMNS = ("id", "external_id", *STATE_FIELDS)
 
 
-class _CsvLines(threading.local):
+class CsvLines(threading.local):
     """One row at a time as a line of CSV (per thread: bulk loads write them in their reading thread)."""
 
     def __init__(self) -> None:
@@ -396,7 +396,7 @@ class _CsvLines(threading.local):
         return text
 
 
-_csv_lines = _CsvLines()
+csv_lines = CsvLines()
 
 
 def _stage_customers(cursor: Any, rows: Iterable[tuple[Any, ...]], lines: Iterable[str] = ()) -> None:

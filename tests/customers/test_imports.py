@@ -10,6 +10,7 @@ import io
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -31,7 +33,7 @@ from tenants import tasks
 from tenants.models import JobRun, Membership, Tenant
 from tenants.roles import Role
 from tests.commands import run_import_csv
-from tests.factories import TenantFactory
+from tests.factories import MembershipFactory, TenantFactory
 from tests.import_helpers import (
     csv_bytes,
     error_report,
@@ -347,6 +349,74 @@ def test_events_import_with_properties_counts_duplicates_and_shows_on_the_timeli
 
     again = run_import(tenant, member, "events", csv_bytes(rows), mapping)
     assert (again.result["created"], again.result["duplicates"]) == (0, 3)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="compares the staged PostgreSQL path with ingest_events")
+def test_staged_events_import_gives_what_the_row_by_row_service_gives(member: Membership, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: two tenants alike (a known customer seen once, an erased one), and a file in chunks of three with
+    # repeats in and across chunks, unknown and erased customers, refused rows, a row naming its customer by
+    # email (its chunk takes ingest_events) and an event older than the known customer's first visit
+    rows = [
+        ["event id", "customer", "email", "type", "when", "page"],
+        ["e-1", "k-1", "", "page_view", "2026-01-05 10:00:00", "/a"],
+        ["e-2", "new-1", "", "product_view", "2026-01-06 10:00:00", "/b"],
+        ["e-1", "k-1", "", "page_view", "2026-01-05 10:00:00", "/a"],
+        ["e-3", "gone", "", "page_view", "2026-01-07 10:00:00", "/c"],
+        ["e-4", "k-1", "", "not a type!", "2026-01-07 10:00:00", "/d"],
+        ["e-5", "k-1", "", "page_view", "2999-01-01 00:00:00", "/e"],
+        ["e-2", "new-1", "", "product_view", "2026-01-06 10:00:00", "/b"],
+        ["e-6", "new-2", "", "add_to_cart", "2025-12-01 08:00:00", "/f"],
+        ["e-7", "k-1", "", "page_view", "2025-11-01 09:00:00", "/g"],
+        ["e-8", "", "k1@example.com", "page_view", "2026-02-01 09:00:00", "/h"],
+        ["e-9", "new-1", "", "page_view", "2026-02-02 09:00:00", "/i"],
+    ]
+    mapping = {"event_id": "event id", "customer_external_id": "customer", "email": "email", "type": "type", "occurred_at": "when",
+               "properties.page": "page"}
+    outcomes = {}
+    for staged in (True, False):
+        tenant = TenantFactory()
+        owner = MembershipFactory(tenant=tenant, role=Role.OWNER, user=member.user)
+        Customer.objects.create(tenant=tenant, external_id="k-1", email="k1@example.com",
+                                first_seen_at=datetime(2026, 1, 1, tzinfo=UTC), last_seen_at=datetime(2026, 1, 1, tzinfo=UTC))
+        gone = Customer.objects.create(tenant=tenant, external_id="gone")
+        customer_services.erase_customer(tenant=tenant, actor=None, customer=gone)
+        calls = []
+        monkeypatch.setattr(imports.ImportRun, "_write_staged_events",
+                            _counting(imports.ImportRun._write_staged_events, calls) if staged else lambda *a: None)
+
+        # when: imported twice
+        first = run_import(tenant, owner, "events", csv_bytes(rows), mapping, chunk_size=3)
+        report = error_report(first)
+        again = run_import(tenant, owner, "events", csv_bytes(rows), mapping, chunk_size=3)
+        monkeypatch.undo()
+
+        outcomes[staged] = {
+            "first": {k: v for k, v in first.result.items() if k not in ("seconds", "rows_per_second")},
+            "again": {k: v for k, v in again.result.items() if k not in ("seconds", "rows_per_second")},
+            "report": [(r["line"], r["field"], r["error"]) for r in report],
+            "events": sorted(Event.objects.for_tenant(tenant).values_list("event_id", "customer__external_id", "type", "occurred_at",
+                                                                        "properties", "source")),
+            "seen": sorted(Customer.objects.for_tenant(tenant).active().values_list("external_id", "first_seen_at", "last_seen_at")),
+        }
+        if staged:
+            assert calls.count(True) >= 3 and calls.count(False) >= 1  # chunks of both paths were written
+
+    # then: the same counts, refusals, stored events and first/last seen
+    assert outcomes[True] == outcomes[False]
+    result = outcomes[True]
+    assert {k: result["first"][k] for k in ("created", "duplicates", "rejected", "new_customers")} == {
+        "created": 6, "duplicates": 2, "rejected": 3, "new_customers": 2}
+    assert [line for line, _f, _e in result["report"]] == ["5", "6", "7"]
+    assert (result["again"]["created"], result["again"]["duplicates"], result["again"]["rejected"]) == (0, 8, 3)
+    assert ("k-1", datetime(2025, 11, 1, 9, tzinfo=UTC), datetime(2026, 2, 1, 9, tzinfo=UTC)) in result["seen"]
+
+
+def _counting(method: Callable[..., Any], calls: list[bool]) -> Callable[..., Any]:
+    def counted(self: Any, chunk: Any, seen: Any) -> Any:
+        written = method(self, chunk, seen)
+        calls.append(written is not None)
+        return written
+    return counted
 
 
 # The command -------------------------------------------------------------------------------------

@@ -187,6 +187,35 @@ def test_deferred_seen_is_applied_to_every_customer_in_interleaved_rounds(tenant
     assert stranger.first_seen_at is None and bounds == {}
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the staged path is PostgreSQL's")
+def test_staged_events_note_their_customers_for_segments_unless_suspended(tenant: Tenant, other_tenant: Tenant,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: a known customer of each tenant with the same external id, and a recorder of the changes noted
+    mine = Customer.objects.create(tenant=tenant, external_id="same")
+    Customer.objects.create(tenant=other_tenant, external_id="same")
+    noted: list[tuple[int, set[int], set[str]]] = []
+    def note(*, tenant_id: int, customer_ids: Any, kinds: Any) -> None:
+        if not event_services.freshness.is_suspended():
+            noted.append((tenant_id, set(customer_ids), set(kinds)))
+
+    monkeypatch.setattr(event_services.freshness, "customers_changed", note)
+    rows = [event_services.staged_event(intake.clean_event(
+        {"event_id": f"s{i}", "type": kind, "customer_external_id": "same", "occurred_at": f"2025-05-0{i}T00:00:00Z"}))
+        for i, kind in ((1, "page_view"), (2, "add_to_cart"))]
+    bounds: event_services.SeenBounds = {}
+
+    # when: written as the import writes them, then again with changes suspended
+    result = event_services.ingest_staged_events(tenant=tenant, rows=rows, source="import", defer_seen=bounds)
+    with event_services.freshness.suspended():
+        event_services.ingest_staged_events(tenant=tenant, rows=rows, source="import", defer_seen=bounds)
+
+    # then: stored for this tenant's customer only, noted once, and its window gathered
+    assert (result.accepted, result.duplicates, result.customer_ids) == (2, 0, {mine.pk})
+    assert noted == [(tenant.pk, {mine.pk}, {"seen", "event:page_view", "event:add_to_cart"})]
+    assert bounds == {mine.pk: (datetime(2025, 5, 1, tzinfo=UTC), datetime(2025, 5, 2, tzinfo=UTC))}
+    assert not Event.objects.for_tenant(other_tenant).filter(event_id__in=["s1", "s2"]).exists()
+
+
 def test_live_events_move_last_seen_only_past_the_slack(tenant: Tenant) -> None:
     # given
     now = timezone.now()
