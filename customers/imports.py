@@ -764,6 +764,39 @@ class _Item:
 
 
 @dataclass
+class _StagedChunk:
+    """The valid items of an events chunk, all staged or refused by clean_event (see _staged_chunk)."""
+
+    events: event_services.StagedEvents
+    positions: list[int]  # index among the valid items of each staged event
+    rejected: dict[int, dict[str, list[str]]]  # clean_event's refusals, by index among the valid items
+
+
+class _Chunk(list[_Item]):
+    """Items for one service call, with what the reading thread worked out for the writer."""
+
+    valid: list[_Item]  # the items not refused while reading, in order
+    rows: int  # source rows covered
+    staged: _StagedChunk | None = None
+
+
+def _staged_chunk(valid: list[_Item]) -> _StagedChunk | None:
+    """The chunk as ingest_staged_events takes it, if each of its events has the common shape or was refused."""
+    rows: list[event_services.StagedEvent] = []
+    positions: list[int] = []
+    rejected: dict[int, dict[str, list[str]]] = {}
+    for index, item in enumerate(valid):
+        if item.staged is not None:
+            rows.append(item.staged)
+            positions.append(index)
+        elif isinstance(item.cleaned, RowInvalid):
+            rejected[index] = item.cleaned.errors
+        else:
+            return None
+    return _StagedChunk(event_services.stage_events(rows), positions, rejected)
+
+
+@dataclass
 class _Counts:
     rows: int = 0
     created: int = 0
@@ -888,28 +921,35 @@ class ImportRun:
         with _text(self.opener, self.mapping.encoding) as text, _unsynchronised_commits(), _old_objects_frozen(), \
                 contextlib.closing(_prefetched(self._chunks(items(self._data_records(text))), pacer=self._pacer)) as chunks:
             for chunk in chunks:
-                valid = [item for item in chunk if item.errors is None]
                 try:
-                    outcome: Written | Exception = self._call_service(valid)
+                    outcome: Written | Exception = self._call_service(chunk)
                 except Exception as exc:
                     outcome = exc
-                self._write(chunk, valid, outcome, started)
+                self._write(chunk, outcome, started)
             self._widen_seen()
         self._advance()
         return self._summary(started)
 
-    def _chunks(self, items: Iterable[_Item]) -> Iterator[list[_Item]]:
+    def _chunks(self, items: Iterable[_Item]) -> Iterator[_Chunk]:
         # Rows refused here ride along in the chunk, so the report lists every refusal in file order.
-        chunk: list[_Item] = []
+        chunk = _Chunk()
         valid = 0
         for item in items:
             chunk.append(item)
             valid += item.errors is None
             if valid >= self.chunk_size or len(chunk) >= 4 * self.chunk_size:
-                yield chunk
-                chunk, valid = [], 0
+                yield self._finished(chunk)
+                chunk, valid = _Chunk(), 0
         if chunk:
-            yield chunk
+            yield self._finished(chunk)
+
+    def _finished(self, chunk: _Chunk) -> _Chunk:
+        """What the writer needs of a chunk besides its items, worked out here in the reading thread."""
+        chunk.valid = [item for item in chunk if item.errors is None]
+        chunk.rows = len(chunk) if self.bound.group_index is None else sum(len(item.sources) for item in chunk)
+        if self._stage_events:
+            chunk.staged = _staged_chunk(chunk.valid)
+        return chunk
 
     def _summary(self, started: float, stopped_at: int | None = None) -> dict[str, Any]:
         c = self.counts
@@ -928,7 +968,7 @@ class ImportRun:
             summary["stopped_at_line"] = stopped_at
         return summary
 
-    def _write(self, chunk: list[_Item], valid: list[_Item], outcome: Written | Exception, started: float) -> None:
+    def _write(self, chunk: _Chunk, outcome: Written | Exception, started: float) -> None:
         """Count and report a chunk the service has written, or stop on its failure."""
         if isinstance(outcome, Exception):
             exc = outcome
@@ -948,6 +988,7 @@ class ImportRun:
         c.unchanged += outcome.unchanged
         c.duplicates += outcome.duplicates
         c.new_customers += outcome.new_customers
+        valid = chunk.valid
         if self.mapping.kind == "orders":
             c.lines += sum(len(item.line_rows) for i, item in enumerate(valid) if i not in outcome.rejected)
         for cid, (low, high) in outcome.seen.items():
@@ -956,14 +997,14 @@ class ImportRun:
                 self._seen[cid] = (min(low, known_low), max(high, known_high))
             else:
                 self._seen[cid] = (low, high)
-        by_item = {id(valid[index]): errors for index, errors in outcome.rejected.items()}
-        for item in chunk:
-            sources = len(item.sources)
-            self.counts.rows += sources
-            self._pending_rows += sources
-            errors = item.errors if item.errors is not None else by_item.get(id(item))
-            if errors is not None:
-                self._report(item, errors)
+        c.rows += chunk.rows
+        self._pending_rows += chunk.rows
+        if outcome.rejected or len(valid) < len(chunk):
+            by_item = {id(valid[index]): errors for index, errors in outcome.rejected.items()}
+            for item in chunk:
+                errors = item.errors if item.errors is not None else by_item.get(id(item))
+                if errors is not None:
+                    self._report(item, errors)
         self._advance()
         if len(self._seen) >= SEEN_FLUSH:
             self._widen_seen()
@@ -982,12 +1023,21 @@ class ImportRun:
             # Already stopping on another error; the events are stored and a re-run of the file widens these again.
             logger.warning("first/last seen not widened for %s customers of tenant %s", len(self._seen), self.tenant.pk, exc_info=True)
 
-    def _call_service(self, chunk: list[_Item]) -> Written:
-        """Write one chunk through the kind's service (in its own transaction); what it did, with
-        its refusals by index in the chunk."""
-        rows = [item.raw for item in chunk]
-        if not rows:
+    def _call_service(self, whole: _Chunk) -> Written:
+        """Write the valid items of one chunk through the kind's service (in its own transaction);
+        what it did, with its refusals by index among those items."""
+        chunk = whole.valid
+        if not chunk:
             return Written(rejected={})
+        if whole.staged is not None:
+            seen: event_services.SeenBounds = {}
+            events = event_services.ingest_staged_events(tenant=self.tenant, staged=whole.staged.events, source="import",
+                                                         defer_seen=seen)
+            rejected = dict(whole.staged.rejected)
+            rejected.update((whole.staged.positions[r["index"]], r["errors"]) for r in events.rejected)
+            return Written(rejected=rejected, created=events.accepted, duplicates=events.duplicates,
+                           new_customers=events.new_customers, seen=seen)
+        rows = [item.raw for item in chunk]
         if self.mapping.kind in REGISTERED:
             return REGISTERED[self.mapping.kind].write(tenant=self.tenant, rows=rows)
         if self.mapping.kind == "customers":
@@ -995,9 +1045,7 @@ class ImportRun:
                                                with_objects=False)
             return Written(rejected=result.errors, created=result.created, updated=result.updated, unchanged=result.unchanged)
         if self.mapping.kind == "events":
-            seen: event_services.SeenBounds = {}
-            if self._stage_events and (written := self._write_staged_events(chunk, seen)) is not None:
-                return written
+            seen = {}
             events = services.ingest_events(tenant=self.tenant, rows=rows, source="import", defer_seen=seen, limit=len(rows),
                                             precleaned=[item.cleaned for item in chunk])
             return Written(rejected={r["index"]: r["errors"] for r in events.rejected}, created=events.accepted,
@@ -1005,25 +1053,6 @@ class ImportRun:
         orders = services.record_orders(tenant=self.tenant, rows=rows, source="import", with_objects=False, limit=len(rows))
         return Written(rejected={r["index"]: r["errors"] for r in orders.rejected}, created=orders.created, updated=orders.updated,
                        unchanged=orders.unchanged, new_customers=orders.new_customers)
-
-    def _write_staged_events(self, chunk: list[_Item], seen: event_services.SeenBounds) -> Written | None:
-        """A chunk whose events were all staged by the reading thread (or refused there), written
-        without touching them one by one here; None if some have another shape (ingest_events then)."""
-        rows: list[event_services.StagedEvent] = []
-        positions: list[int] = []
-        rejected: dict[int, dict[str, list[str]]] = {}
-        for index, item in enumerate(chunk):
-            if item.staged is not None:
-                rows.append(item.staged)
-                positions.append(index)
-            elif isinstance(item.cleaned, RowInvalid):
-                rejected[index] = item.cleaned.errors
-            else:
-                return None
-        events = event_services.ingest_staged_events(tenant=self.tenant, rows=rows, source="import", defer_seen=seen)
-        rejected.update((positions[r["index"]], r["errors"]) for r in events.rejected)
-        return Written(rejected=rejected, created=events.accepted, duplicates=events.duplicates, new_customers=events.new_customers,
-                       seen=seen)
 
     def _report(self, item: _Item, errors: dict[str, list[str]]) -> None:
         self.counts.rejected += len(item.sources)

@@ -268,20 +268,33 @@ HAVING f IS NULL OR f > min(occurred_at) OR l IS NULL OR l < max(occurred_at) - 
 """  # noqa: S608 - constant table name
 
 
+@dataclass
+class StagedEvents:
+    """A batch of staged events and the CSV that COPY reads them from (written by `stage_events`
+    in the reading thread too)."""
+
+    rows: list[StagedEvent]
+    text: str
+
+
+def stage_events(rows: list[StagedEvent]) -> StagedEvents:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return StagedEvents(rows, buffer.getvalue())
+
+
 @transaction.atomic
-def ingest_staged_events(*, tenant: Tenant, rows: list[StagedEvent], source: str, defer_seen: SeenBounds) -> IngestResult:
+def ingest_staged_events(*, tenant: Tenant, staged: StagedEvents, source: str, defer_seen: SeenBounds) -> IngestResult:
     """`ingest_events` with `defer_seen` for a bulk load's events of the common shape, given as
-    `staged_event`s: the customers are resolved (bare profiles created for unknown ids, as there),
+    `staged_event`s (see `stage_events`): the customers are resolved (bare profiles created for unknown ids, as there),
     the events inserted and the first/last seen bounds gathered by the database, with no Python
     per event here. Repeats (same event_id in the batch or stored) are duplicates; rejected rows,
     by index in `rows`, are those of erased people. PostgreSQL only."""
     result = IngestResult()
+    rows = staged.rows
     if not rows:
         return result
     note = not freshness.is_suspended()
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    buffer.seek(0)
     received = now()
     inserted = 0
     stored_ids: set[int] = set()
@@ -294,7 +307,8 @@ def ingest_staged_events(*, tenant: Tenant, rows: list[StagedEvent], source: str
         )
         if empty_stage_now():
             cursor.execute(f"DELETE FROM {_LINE_STAGE}")  # noqa: S608 - constant table name
-        cursor.cursor.copy_expert(f"COPY {_LINE_STAGE} (ext, type, event_id, properties, occurred_at) FROM STDIN WITH (FORMAT csv)", buffer)
+        cursor.cursor.copy_expert(f"COPY {_LINE_STAGE} (ext, type, event_id, properties, occurred_at) FROM STDIN WITH (FORMAT csv)",
+                                  io.StringIO(staged.text))
         only: list[str] | None = None
         while True:  # a second pass for the rows of customers created meanwhile
             cursor.execute(_STAGED_INSERT, {"tenant": tenant.pk, "source": source, "received": received, "note": note,

@@ -199,15 +199,15 @@ def test_staged_events_note_their_customers_for_segments_unless_suspended(tenant
             noted.append((tenant_id, set(customer_ids), set(kinds)))
 
     monkeypatch.setattr(event_services.freshness, "customers_changed", note)
-    rows = [event_services.staged_event(intake.clean_event(
+    rows = event_services.stage_events([event_services.staged_event(intake.clean_event(
         {"event_id": f"s{i}", "type": kind, "customer_external_id": "same", "occurred_at": f"2025-05-0{i}T00:00:00Z"}))
-        for i, kind in ((1, "page_view"), (2, "add_to_cart"))]
+        for i, kind in ((1, "page_view"), (2, "add_to_cart"))])
     bounds: event_services.SeenBounds = {}
 
     # when: written as the import writes them, then again with changes suspended
-    result = event_services.ingest_staged_events(tenant=tenant, rows=rows, source="import", defer_seen=bounds)
+    result = event_services.ingest_staged_events(tenant=tenant, staged=rows, source="import", defer_seen=bounds)
     with event_services.freshness.suspended():
-        event_services.ingest_staged_events(tenant=tenant, rows=rows, source="import", defer_seen=bounds)
+        event_services.ingest_staged_events(tenant=tenant, staged=rows, source="import", defer_seen=bounds)
 
     # then: stored for this tenant's customer only, noted once, and its window gathered
     assert (result.accepted, result.duplicates, result.customer_ids) == (2, 0, {mine.pk})
