@@ -12,7 +12,7 @@ missing. Prints rows per second for:
 - a raw COPY of the same rows into the real table, rolled back (the floor of the database with
   the table's indexes and constraints; customers go to a tenant of their own, and what the COPY
   leaves in the GIN pending lists is merged before the import is measured);
-- the import job with the services stubbed out (what reading, mapping and reporting cost alone);
+- the import job with the services stubbed out (what reading, mapping, validating and reporting cost alone);
 - the import job (`customers_import`: the code the dashboard and `manage.py import_csv` run),
   first run (creates) and second run (the same file: nothing changes).
 The target is 25,000 rows/s (listmonk imports about 10,000); each kind's first and second run
@@ -88,12 +88,37 @@ def write_files(directory: Path, customers: int, events: int, seed: int = 7) -> 
 
 
 def measure(label: str, rows: int, func: Any, results: list[tuple[str, int, float]]) -> Any:
+    """Time func; also print the CPU seconds it took in this process (Python: both the reading and
+    the writing thread) and in its database backend, which tell what bounds the run: one Python
+    process takes one core at most, and its writer waits while the database works."""
+    backend = _backend_pid()
+    cpu_before, db_before = time.process_time(), _cpu_seconds(backend)
     started = time.perf_counter()
     value = func()
     seconds = time.perf_counter() - started
+    python, database = time.process_time() - cpu_before, _cpu_seconds(backend) - db_before
     results.append((label, rows, seconds))
-    print(f"  {label:<56} {rows:>8} rows {seconds:>7.2f} s {rows / seconds:>10,.0f} rows/s", flush=True)
+    split = f"  (CPU: Python {python:.2f} s, database {database:.2f} s)" if backend else ""
+    print(f"  {label:<56} {rows:>8} rows {seconds:>7.2f} s {rows / seconds:>10,.0f} rows/s{split}", flush=True)
     return value
+
+
+def _backend_pid() -> int | None:
+    """This connection's PostgreSQL server process, if it runs on this machine (its CPU time is then readable)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    return pid if Path(f"/proc/{pid}/stat").exists() else None
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # the connection was replaced meanwhile
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def parse_only(path: Path) -> int:
@@ -224,7 +249,7 @@ def copy_orders(tenant: Tenant, path: Path) -> float:
 
 
 def run_import_without_writers(tenant: Tenant, kind: str, path: Path, mapping: dict[str, Any]) -> dict[str, Any]:
-    """The same job with the services replaced by no-ops: what reading, mapping and reporting cost alone."""
+    """The same job with the services replaced by no-ops: what reading, mapping, validating (in the reading thread) and reporting cost alone."""
     from unittest import mock
 
     from customers import services

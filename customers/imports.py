@@ -66,7 +66,7 @@ from django.utils.translation import gettext_lazy
 
 from b2p_platform.exceptions import DomainError
 from customers import services
-from customers.intake import RowInvalid, clean_event
+from customers.intake import RowInvalid, clean_event, clean_order
 from customers.services import events as event_services
 from tenants.models import Tenant
 
@@ -759,7 +759,7 @@ class _Item:
     sources: list[tuple[int, list[str]]]
     errors: dict[str, list[str]] | None = None
     line_rows: list[int] = field(default_factory=list)  # for orders: source row of each line
-    cleaned: Any = None  # for customers: the row validated ahead (services.CleanCustomer); for events: clean_event's outcome
+    cleaned: Any = None  # validated ahead: a customer's services.CleanCustomer, an event's or order's clean_* outcome
     staged: event_services.StagedEvent | None = None  # for events of the common shape: their staging row
 
 
@@ -875,7 +875,7 @@ class ImportRun:
         self._pending_rows = 0
         self._pending_errors = 0
         self._seen: event_services.SeenBounds = {}
-        self._pacer = _Pacer() if mapping.kind in ("customers", "events") else None  # the readers that validate ahead
+        self._pacer = _Pacer() if mapping.kind in ("customers", "events", "orders") else None  # the readers that validate ahead
         self._stage_events = mapping.kind == "events" and connection.vendor == "postgresql"
 
     # -- pass 1: decode everything, count records, find where each order's rows end
@@ -1050,7 +1050,8 @@ class ImportRun:
                                             precleaned=[item.cleaned for item in chunk])
             return Written(rejected={r["index"]: r["errors"] for r in events.rejected}, created=events.accepted,
                            duplicates=events.duplicates, new_customers=events.new_customers, seen=seen)
-        orders = services.record_orders(tenant=self.tenant, rows=rows, source="import", with_objects=False, limit=len(rows))
+        orders = services.record_orders(tenant=self.tenant, rows=rows, source="import", with_objects=False, limit=len(rows),
+                                        precleaned=[item.cleaned for item in chunk])
         return Written(rejected={r["index"]: r["errors"] for r in orders.rejected}, created=orders.created, updated=orders.updated,
                        unchanged=orders.unchanged, new_customers=orders.new_customers)
 
@@ -1190,6 +1191,24 @@ class ImportRun:
             yield _Item(raw=raw, sources=[(line, cells)], errors=errors or None, cleaned=cleaned, staged=staged)
 
     def _order_items(self, records: Iterable[tuple[int, list[str]]]) -> Iterator[_Item]:
+        # Not a generator itself: the tenant's currency is read here; the orders are then validated
+        # in the reading thread (see _prefetched) while the chunk before them is being written.
+        return self._cleaned_orders(self._raw_order_items(records), self.tenant.currency)
+
+    def _cleaned_orders(self, items: Iterable[_Item], currency: str) -> Iterator[_Item]:
+        assert self._pacer is not None
+        pace = self._pacer.pace
+        for n, item in enumerate(items):
+            if not n % 200:
+                pace()
+            if item.errors is None:
+                try:
+                    item.cleaned = clean_order(item.raw, default_currency=currency)
+                except RowInvalid as exc:
+                    item.cleaned = exc
+            yield item
+
+    def _raw_order_items(self, records: Iterable[tuple[int, list[str]]]) -> Iterator[_Item]:
         if self.bound.group_index is not None:
             yield from self._grouped_orders(records)
             return

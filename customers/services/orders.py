@@ -40,18 +40,25 @@ ORDER_STATE = ("status", "total", "currency", "ordered_at")
 
 @transaction.atomic
 def record_orders(*, tenant: Tenant, rows: list[Any], source: str = "api", with_objects: bool = True,
-                  limit: int = MAX_BATCH) -> OrdersResult:
+                  limit: int = MAX_BATCH, precleaned: list[dict[str, Any] | RowInvalid] | None = None) -> OrdersResult:
     """Create orders with their lines, or update status/total/currency/time of known ones (by
     external_id). `with_objects=False` (imports) skips loading them into `result.orders`; `limit`
-    is the batch size allowed (the API's by default; imports write bigger chunks)."""
+    is the batch size allowed (the API's by default; imports write bigger chunks). `precleaned`
+    is `clean_order`'s outcome for each row, in order (the order or its RowInvalid), when the
+    caller has validated them already (imports do it on their reading thread, while this one writes)."""
     if len(rows) > limit:
         raise RowInvalid({"orders": [f"At most {limit} orders per request."]})
+    if precleaned is not None and len(precleaned) != len(rows):
+        raise ValueError("precleaned must hold one outcome per row")
     result = OrdersResult()
     cleaned: dict[int, dict[str, Any]] = {}
     seen: dict[str, int] = {}
     for index, raw in enumerate(rows):
         try:
-            order = clean_order(raw, default_currency=tenant.currency)
+            outcome = clean_order(raw, default_currency=tenant.currency) if precleaned is None else precleaned[index]
+            if isinstance(outcome, RowInvalid):
+                raise outcome
+            order = outcome
         except RowInvalid as exc:
             result.rejected.append({"index": index, "errors": exc.errors})
             continue
