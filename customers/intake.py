@@ -440,11 +440,14 @@ def _clean_common_event(raw: dict[str, Any], reference: datetime) -> dict[str, A
     occurred = raw.get("occurred_at")
     if occurred is None or occurred == "":
         occurred_at = reference
-    elif type(occurred) is str:
-        try:
-            occurred_at = datetime.fromisoformat(occurred)
-        except ValueError:
-            return None
+    elif type(occurred) is str or type(occurred) is datetime:  # text from the API, a datetime from the CSV import's parser
+        if type(occurred) is datetime:
+            occurred_at = occurred
+        else:
+            try:
+                occurred_at = datetime.fromisoformat(occurred)
+            except ValueError:
+                return None
         if occurred_at.tzinfo is None:
             occurred_at = occurred_at.replace(tzinfo=UTC)
         if occurred_at > reference + FUTURE_TOLERANCE or occurred_at < EARLIEST:

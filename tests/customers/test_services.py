@@ -32,6 +32,12 @@ NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     {"event_id": "e3", "type": "x", "customer_external_id": "c1", "occurred_at": "2026-04-30T12:00:00+03:00",
      "properties": {"text": "привет"}},
     {"event_id": "e4", "type": "x", "customer_external_id": "c1", "properties": []},  # falsy: no properties
+    # Datetimes, as the CSV import's date parser gives them: aware, naive (UTC), future, too early.
+    {"event_id": "d1", "type": "x", "customer_external_id": "c1", "occurred_at": datetime(2026, 4, 30, 9, tzinfo=UTC)},
+    {"event_id": "d2", "type": "x", "customer_external_id": "c1", "occurred_at": datetime(2026, 4, 30, 9)},
+    {"event_id": "d3", "type": "x", "customer_external_id": "c1", "occurred_at": datetime(2026, 5, 2, tzinfo=UTC)},
+    {"event_id": "d4", "type": "x", "customer_external_id": "c1", "occurred_at": datetime(1969, 1, 1, tzinfo=UTC)},
+    {"type": "x", "customer_external_id": "c1", "occurred_at": datetime(2026, 4, 30, 9, tzinfo=UTC)},  # derived id
     # The shortcut declines these; the full path decides (and names the errors).
     {"event_id": "e5", "type": "x", "customer_external_id": "c1", "occurred_at": "2026-06-01T00:00:00Z"},
     {"event_id": "e6", "type": "x", "customer_external_id": "c1", "occurred_at": "1969-12-31T00:00:00Z"},
@@ -60,6 +66,14 @@ def test_the_common_event_shortcut_agrees_with_the_full_validation(raw: dict[str
 
     # then
     assert fast == slow
+
+
+def test_the_common_event_shortcut_takes_the_datetimes_of_the_csv_import() -> None:
+    raw = {"event_id": "d1", "type": "x", "customer_external_id": "c1", "occurred_at": datetime(2026, 4, 30, 9)}
+
+    event = intake._clean_common_event(raw, NOW)
+
+    assert event is not None and event["occurred_at"] == datetime(2026, 4, 30, 9, tzinfo=UTC)
 
 
 def test_properties_are_limited_to_8000_characters_as_json_writes_them() -> None:
