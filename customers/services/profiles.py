@@ -9,7 +9,6 @@ import json
 import operator
 import re
 import secrets
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -119,7 +118,7 @@ class CleanCustomer:
     row: dict[str, Any]
     hashes: tuple[str, ...]
     created: dict[str, Any] | None = None
-    staged: str | None = None  # the staging row as a line of CSV
+    staged: tuple[Any, ...] | None = None  # the staging row (_stage_row) of a new customer
 
 
 def clean_customer_row(raw: Any, *, tenant_id: int, definitions: dict[str, AttributeDefinition]) -> CleanCustomer:
@@ -133,7 +132,7 @@ def clean_customer_row(raw: Any, *, tenant_id: int, definitions: dict[str, Attri
     if row.get("company"):
         return CleanCustomer(row, hashes)
     created = _created_state(row, {})
-    return CleanCustomer(row, hashes, created, csv_lines.line(_stage_row(None, row["external_id"], created)))
+    return CleanCustomer(row, hashes, created, _stage_row(None, row["external_id"], created))
 
 
 @transaction.atomic
@@ -194,7 +193,7 @@ def upsert_customers(*, tenant: Tenant, rows: Sequence[dict[str, Any] | CleanCus
             seen_emails[email] = index
 
     companies = _resolve_companies(tenant, [r["company"] for r in cleaned.values() if r.get("company")])
-    to_create: list[tuple[int, str, dict[str, Any], str | None]] = []
+    to_create: list[tuple[int, str, dict[str, Any], tuple[Any, ...] | None]] = []
     to_update: list[tuple[int, dict[str, Any]]] = []
     update_fields: set[str] = set()
     ids: dict[int, int] = {}
@@ -381,27 +380,8 @@ _CUSTOMER_STAGE = "customer_stage"
 _STAGE_COLUMNS = ("id", "external_id", *STATE_FIELDS)
 
 
-class CsvLines(threading.local):
-    """One row at a time as a line of CSV (per thread: bulk loads write them in their reading thread)."""
-
-    def __init__(self) -> None:
-        self.buffer = io.StringIO()
-        self.writer = csv.writer(self.buffer, lineterminator="\n")
-
-    def line(self, values: tuple[Any, ...]) -> str:
-        self.writer.writerow(values)
-        text = self.buffer.getvalue()
-        self.buffer.seek(0)
-        self.buffer.truncate()
-        return text
-
-
-csv_lines = CsvLines()
-
-
-def _stage_customers(cursor: Any, rows: Iterable[tuple[Any, ...]], lines: Iterable[str] = ()) -> None:
-    """COPY (id, external_id, *STATE_FIELDS) rows, and rows already written as CSV lines, into a
-    per-connection temporary table."""
+def _stage_customers(cursor: Any, rows: Iterable[tuple[Any, ...]]) -> None:
+    """COPY (id, external_id, *STATE_FIELDS) rows into a per-connection temporary table."""
     from customers.services.events import empty_stage_now
 
     cursor.execute(
@@ -412,7 +392,6 @@ def _stage_customers(cursor: Any, rows: Iterable[tuple[Any, ...]], lines: Iterab
     if empty_stage_now():
         cursor.execute(f"DELETE FROM {_CUSTOMER_STAGE}")  # noqa: S608 - constant table name
     buffer = io.StringIO()
-    buffer.write("".join(lines))
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     buffer.seek(0)
     # Empty text is '' (not NULL) in every text column: the unquoted empty field CSV writes for it.
@@ -441,8 +420,8 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def _create_customers(tenant: Tenant, items: list[tuple[str, dict[str, Any], str | None]], moment: datetime) -> dict[str, int]:
-    """Insert new profiles (external_id, state, staging CSV line if written ahead); ids by external_id of
+def _create_customers(tenant: Tenant, items: list[tuple[str, dict[str, Any], tuple[Any, ...] | None]], moment: datetime) -> dict[str, int]:
+    """Insert new profiles (external_id, state, staging row if made ahead); ids by external_id of
     those inserted (not of ids or emails taken by others: ON CONFLICT skips those rather than
     failing the batch)."""
     if connection.vendor != "postgresql":
@@ -455,8 +434,7 @@ def _create_customers(tenant: Tenant, items: list[tuple[str, dict[str, Any], str
         exclude={"external_id", *STATE_FIELDS},
     )
     with connection.cursor() as cursor:
-        _stage_customers(cursor, [_stage_row(None, external_id, state) for external_id, state, staged in items if staged is None],
-                         [staged for _e, _s, staged in items if staged is not None])
+        _stage_customers(cursor, [_stage_row(None, external_id, state) if staged is None else staged for external_id, state, staged in items])
         cursor.execute(
             f"INSERT INTO customers_customer ({', '.join(columns)}, external_id, {', '.join(STATE_FIELDS)}) "  # noqa: S608 - names from the model
             f"SELECT {', '.join(placeholders)}, external_id, {', '.join(STATE_FIELDS)} FROM {_CUSTOMER_STAGE} "
