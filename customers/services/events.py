@@ -126,6 +126,9 @@ def ingest_events(*, tenant: Tenant, rows: list[Any], source: str = "api", defer
     seen_ids: set[str] = set()
     if precleaned is not None and len(precleaned) != len(rows):
         raise ValueError("precleaned must hold one outcome per row")
+    # On PostgreSQL a batch whose events all name their customer by external id (the common shape)
+    # is written by the staged statement, with no Python per event after cleaning.
+    staged: list[StagedEvent] | None = [] if connection.vendor == "postgresql" else None
     for index, raw in enumerate(rows):
         try:
             outcome = clean_event(raw, reference=reference) if precleaned is None else precleaned[index]
@@ -140,6 +143,14 @@ def ingest_events(*, tenant: Tenant, rows: list[Any], source: str = "api", defer
             continue
         seen_ids.add(event["event_id"])
         cleaned[index] = event
+        if staged is not None:
+            row = staged_event(event)
+            if row is None:
+                staged = None
+            else:
+                staged.append(row)
+    if staged:
+        return _ingest_staged_batch(tenant, result, list(cleaned), stage_events(staged), source, defer_seen)
     windows: Seen = {}
     created: set[int] = set()
     customer_ids = resolve_customer_refs(tenant=tenant, rows=cleaned, result_rejected=result.rejected, seen=windows, created=created)
@@ -162,6 +173,24 @@ def ingest_events(*, tenant: Tenant, rows: list[Any], source: str = "api", defer
     freshness.customers_changed(tenant_id=tenant.pk, customer_ids=result.customer_ids,
                                 kinds={"seen", *(f"event:{t}" for t in {e["type"] for e, _cid in stored})})
     result.rejected.sort(key=lambda r: r["index"])
+    return result
+
+
+def _ingest_staged_batch(tenant: Tenant, result: IngestResult, indexes: list[int], staged: StagedEvents, source: str,
+                         defer_seen: SeenBounds | None) -> IngestResult:
+    """The rest of ingest_events for a batch of the common shape, staged (`indexes`: the batch
+    position of each staged row). First/last seen are widened at once, or merged into `defer_seen`."""
+    bounds: SeenBounds = {} if defer_seen is None else defer_seen
+    written, types = _write_staged(tenant, staged, source, bounds)
+    if defer_seen is None and bounds:
+        _update_seen(tenant, bounds)  # only customers whose window widens came back
+    result.accepted = written.accepted
+    result.duplicates += written.duplicates
+    result.new_customers = written.new_customers
+    result.customer_ids = written.customer_ids
+    result.rejected.extend({"index": indexes[r["index"]], "errors": r["errors"]} for r in written.rejected)
+    result.rejected.sort(key=lambda r: r["index"])
+    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=result.customer_ids, kinds={"seen", *(f"event:{t}" for t in types)})
     return result
 
 
@@ -286,19 +315,25 @@ def stage_events(rows: list[StagedEvent]) -> StagedEvents:
 @transaction.atomic
 def ingest_staged_events(*, tenant: Tenant, staged: StagedEvents, source: str, defer_seen: SeenBounds) -> IngestResult:
     """`ingest_events` with `defer_seen` for a bulk load's events of the common shape, given as
-    `staged_event`s (see `stage_events`): the customers are resolved (bare profiles created for unknown ids, as there),
-    the events inserted and the first/last seen bounds gathered by the database, with no Python
-    per event here. Repeats (same event_id in the batch or stored) are duplicates; rejected rows,
-    by index in `rows`, are those of erased people. PostgreSQL only."""
+    `staged_event`s (see `stage_events`): the customers are resolved (bare profiles created for
+    unknown ids, as there), the events inserted and the first/last seen bounds gathered by the
+    database, with no Python per event here. Repeats (same event_id in the batch or stored) are
+    duplicates; rejected rows, by index in `rows`, are those of erased people. PostgreSQL only."""
+    result, types = _write_staged(tenant, staged, source, defer_seen)
+    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=result.customer_ids, kinds={"seen", *(f"event:{t}" for t in types)})
+    return result
+
+
+def _write_staged(tenant: Tenant, staged: StagedEvents, source: str, seen: SeenBounds) -> tuple[IngestResult, set[str]]:
+    """The staged batch written (in the caller's transaction), its first/last seen bounds merged
+    into `seen`; what was done, and the types of the events stored."""
     result = IngestResult()
+    types: set[str] = set()
     rows = staged.rows
     if not rows:
-        return result
+        return result, types
     note = not freshness.is_suspended()
     received = now()
-    inserted = 0
-    stored_ids: set[int] = set()
-    types: set[str] = set()
     with connection.cursor() as cursor:
         cursor.execute(
             # idx numbers the rows in the order copied (file order): the first row of an event_id is the one stored.
@@ -314,15 +349,15 @@ def ingest_staged_events(*, tenant: Tenant, staged: StagedEvents, source: str, d
             cursor.execute(_STAGED_INSERT, {"tenant": tenant.pk, "source": source, "received": received, "note": note,
                                             "slack": LAST_SEEN_SLACK, "only": None if only is None else text_array(only)})
             summary, *bounds = cursor.fetchall()
-            inserted += summary[3]
-            stored_ids.update(summary[4] or ())
+            result.accepted += summary[3]
+            result.customer_ids.update(summary[4] or ())
             types.update(summary[5] or ())
             for cid, low, high, *_rest in bounds:
-                if cid in defer_seen:
-                    known_low, known_high = defer_seen[cid]
-                    defer_seen[cid] = (min(low, known_low), max(high, known_high))
+                if cid in seen:
+                    known_low, known_high = seen[cid]
+                    seen[cid] = (min(low, known_low), max(high, known_high))
                 else:
-                    defer_seen[cid] = (low, high)
+                    seen[cid] = (low, high)
             missing = set(summary[6])
             if only is not None or not missing:
                 break
@@ -340,11 +375,8 @@ def ingest_staged_events(*, tenant: Tenant, staged: StagedEvents, source: str, d
             only = sorted(found)
         if empty_stage_now():
             cursor.execute(f"DELETE FROM {_LINE_STAGE}")  # noqa: S608 - constant table name
-    result.accepted = inserted
-    result.duplicates = len(rows) - inserted - len(result.rejected)
-    result.customer_ids = stored_ids
-    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=stored_ids, kinds={"seen", *(f"event:{t}" for t in types)})
-    return result
+    result.duplicates = len(rows) - result.accepted - len(result.rejected)
+    return result, types
 
 
 def widen_seen(*, tenant: Tenant, bounds: SeenBounds) -> None:

@@ -230,6 +230,53 @@ def test_staged_events_note_their_customers_for_segments_unless_suspended(tenant
     assert not Event.objects.for_tenant(other_tenant).filter(event_id__in=["s1", "s2"]).exists()
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="compares the staged PostgreSQL path with the row-by-row one")
+def test_a_staged_api_batch_gives_what_the_row_by_row_path_gives(other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: two tenants alike (a known customer, an erased one) and batches as the API takes them, with first/last
+    # seen widened at once: repeats in the batch, an unknown and an erased customer, a refused event
+    batch = [
+        {"event_id": "a1", "type": "page_view", "customer_external_id": "known", "occurred_at": "2025-03-01T10:00:00Z"},
+        {"event_id": "a2", "type": "add_to_cart", "customer_external_id": "fresh", "occurred_at": "2025-03-02T10:00:00Z",
+         "properties": {"sku": "A-1"}},
+        {"event_id": "a1", "type": "page_view", "customer_external_id": "known", "occurred_at": "2025-03-01T10:00:00Z"},
+        {"event_id": "a3", "type": "page_view", "customer_external_id": "gone", "occurred_at": "2025-03-03T10:00:00Z"},
+        {"event_id": "a4", "type": "Not A Type", "customer_external_id": "known"},
+        {"event_id": "a5", "type": "page_view", "customer_external_id": "known", "occurred_at": "2024-12-31T23:00:00Z"},
+    ]
+    later = [{"event_id": "a6", "type": "page_view", "customer_external_id": "fresh", "occurred_at": "2025-04-01T00:00:00Z"}, batch[0]]
+    outcomes = {}
+    for staged in (True, False):
+        tenant = Tenant.objects.create(name=f"Twin {staged}", slug=f"twin-{staged}".lower(), currency="EUR")
+        Customer.objects.create(tenant=tenant, external_id="known", first_seen_at=datetime(2025, 1, 1, tzinfo=UTC),
+                                last_seen_at=datetime(2025, 1, 1, tzinfo=UTC))
+        customer_services.erase_customer(tenant=tenant, actor=None, customer=Customer.objects.create(tenant=tenant, external_id="gone"))
+        if not staged:
+            monkeypatch.setattr(event_services, "staged_event", lambda event: None)
+
+        # when
+        first = customer_services.ingest_events(tenant=tenant, rows=batch)
+        second = customer_services.ingest_events(tenant=tenant, rows=later)
+        monkeypatch.undo()
+
+        outcomes[staged] = {
+            "first": (first.as_dict(), first.new_customers, len(first.customer_ids)), "second": second.as_dict(),
+            "events": sorted(Event.objects.for_tenant(tenant).values_list("event_id", "customer__external_id", "type", "occurred_at",
+                                                                        "properties")),
+            "seen": sorted(Customer.objects.for_tenant(tenant).active().values_list("external_id", "first_seen_at", "last_seen_at")),
+        }
+
+    # then: the same answers, events and first/last seen
+    assert outcomes[True] == outcomes[False]
+    first_answer, new_customers, customers = outcomes[True]["first"]
+    assert (first_answer["accepted"], first_answer["duplicates"], [r["index"] for r in first_answer["rejected"]]) == (3, 1, [3, 4])
+    assert (new_customers, customers) == (1, 2)
+    assert outcomes[True]["second"] == {"accepted": 1, "duplicates": 1, "rejected": []}
+    assert outcomes[True]["seen"] == [
+        ("fresh", datetime(2025, 3, 2, 10, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)),
+        ("known", datetime(2024, 12, 31, 23, tzinfo=UTC), datetime(2025, 3, 1, 10, tzinfo=UTC)),
+    ]
+
+
 def test_live_events_move_last_seen_only_past_the_slack(tenant: Tenant) -> None:
     # given
     now = timezone.now()
