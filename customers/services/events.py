@@ -247,7 +247,7 @@ def _copy_insert(tenant: Tenant, ready: list[tuple[dict[str, Any], int]], source
         return inserted
 
 
-# Bulk loads: events prepared for staging by the reading thread ---------------------------------
+# Events of the common shape, staged: written with no Python per event -------------------------
 
 
 StagedEvent = tuple[str, str, str, str, str]  # customer_external_id, type, event_id, properties (JSON), occurred_at (ISO)
@@ -255,8 +255,8 @@ StagedEvent = tuple[str, str, str, str, str]  # customer_external_id, type, even
 
 def staged_event(event: dict[str, Any]) -> StagedEvent | None:
     """A cleaned event of the common shape (a customer_external_id, nothing else naming the
-    customer) as the row `ingest_staged_events` copies; None for other shapes. Called by a bulk
-    load's reading thread, so that the writing one never touches the events one by one."""
+    customer) as the row the staged statement copies; None for other shapes. A bulk load calls it
+    in its reading thread, so that the writing one never touches the events one by one."""
     if "customer_id" in event or "email" in event or "customer_external_id" not in event:
         return None
     return (event["customer_external_id"], event["type"], event["event_id"], event["properties_json"], event["occurred_at"].isoformat())
@@ -269,7 +269,7 @@ _LINE_STAGE = "event_line_stage"
 # inserted in file order, and the rows come back as one summary row (how many were inserted and
 # resolved, the customers and types inserted if asked, the external ids not found) followed by
 # the first/last seen bounds of the customers whose window they widen. The bounds cover every
-# resolved row, new or already stored, as ingest_events' do.
+# resolved row, new or already stored (re-widening from a stored event repairs a lost widening).
 _STAGED_INSERT = f"""
 WITH ids AS MATERIALIZED (
     SELECT x.ext, c.id, c.first_seen_at AS f, c.last_seen_at AS l
@@ -348,16 +348,18 @@ def _write_staged(tenant: Tenant, staged: StagedEvents, source: str, seen: SeenB
         while True:  # a second pass for the rows of customers created meanwhile
             cursor.execute(_STAGED_INSERT, {"tenant": tenant.pk, "source": source, "received": received, "note": note,
                                             "slack": LAST_SEEN_SLACK, "only": None if only is None else text_array(only)})
-            summary, *bounds = cursor.fetchall()
-            result.accepted += summary[3]
-            result.customer_ids.update(summary[4] or ())
-            types.update(summary[5] or ())
-            for cid, low, high, *_rest in bounds:
-                if cid in seen:
+            summary: tuple[Any, ...] = ()
+            for cid, low, high, *rest in cursor.fetchall():
+                if cid is None:  # the summary row (first in practice; not relied on)
+                    summary = (cid, low, high, *rest)
+                elif cid in seen:
                     known_low, known_high = seen[cid]
                     seen[cid] = (min(low, known_low), max(high, known_high))
                 else:
                     seen[cid] = (low, high)
+            result.accepted += summary[3]
+            result.customer_ids.update(summary[4] or ())
+            types.update(summary[5] or ())
             missing = set(summary[6])
             if only is not None or not missing:
                 break
