@@ -992,11 +992,7 @@ class ImportRun:
         if self.mapping.kind == "orders":
             c.lines += sum(len(item.line_rows) for i, item in enumerate(valid) if i not in outcome.rejected)
         for cid, (low, high) in outcome.seen.items():
-            if cid in self._seen:
-                known_low, known_high = self._seen[cid]
-                self._seen[cid] = (min(low, known_low), max(high, known_high))
-            else:
-                self._seen[cid] = (low, high)
+            event_services.merge_bounds(self._seen, cid, low, high)
         c.rows += chunk.rows
         self._pending_rows += chunk.rows
         if outcome.rejected or len(valid) < len(chunk):

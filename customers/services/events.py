@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,6 +88,12 @@ def resolve_customer_refs(*, tenant: Tenant, rows: dict[int, dict[str, Any]], re
 SeenBounds = dict[int, tuple[datetime, datetime]]
 
 
+def merge_bounds(into: SeenBounds, cid: int, low: datetime, high: datetime) -> None:
+    """Widen a customer's gathered bounds (or start them) with another earliest/latest pair."""
+    known = into.get(cid)
+    into[cid] = (low, high) if known is None else (min(low, known[0]), max(high, known[1]))
+
+
 def _by_email(tenant: Tenant, emails: set[str]) -> list[tuple[str, int, datetime | None, datetime | None]]:
     """(email, id, first seen, last seen) of the active customers with these emails."""
     if connection.vendor == "postgresql":
@@ -165,21 +171,18 @@ def ingest_events(*, tenant: Tenant, rows: list[Any], source: str = "api", defer
         _touch_seen(tenant, [(cid, e["occurred_at"]) for e, cid in stored], windows)
     else:
         for cid, (low, high) in _widening(_bounds((cid, e["occurred_at"]) for e, cid in ready), windows).items():
-            if cid in defer_seen:
-                known_low, known_high = defer_seen[cid]
-                defer_seen[cid] = (min(low, known_low), max(high, known_high))
-            else:
-                defer_seen[cid] = (low, high)
+            merge_bounds(defer_seen, cid, low, high)
     freshness.customers_changed(tenant_id=tenant.pk, customer_ids=result.customer_ids,
                                 kinds={"seen", *(f"event:{t}" for t in {e["type"] for e, _cid in stored})})
     result.rejected.sort(key=lambda r: r["index"])
     return result
 
 
-def _ingest_staged_batch(tenant: Tenant, result: IngestResult, indexes: list[int], staged: StagedEvents, source: str,
+def _ingest_staged_batch(tenant: Tenant, result: IngestResult, indexes: Sequence[int], staged: StagedEvents, source: str,
                          defer_seen: SeenBounds | None) -> IngestResult:
-    """The rest of ingest_events for a batch of the common shape, staged (`indexes`: the batch
-    position of each staged row). First/last seen are widened at once, or merged into `defer_seen`."""
+    """The rest of ingest_events (and ingest_staged_events) for a batch of the common shape, staged
+    (`indexes`: the batch position of each staged row). First/last seen are widened at once, or
+    merged into `defer_seen`."""
     bounds: SeenBounds = {} if defer_seen is None else defer_seen
     written, types = _write_staged(tenant, staged, source, bounds)
     if defer_seen is None and bounds:
@@ -319,9 +322,7 @@ def ingest_staged_events(*, tenant: Tenant, staged: StagedEvents, source: str, d
     unknown ids, as there), the events inserted and the first/last seen bounds gathered by the
     database, with no Python per event here. Repeats (same event_id in the batch or stored) are
     duplicates; rejected rows, by index in `rows`, are those of erased people. PostgreSQL only."""
-    result, types = _write_staged(tenant, staged, source, defer_seen)
-    freshness.customers_changed(tenant_id=tenant.pk, customer_ids=result.customer_ids, kinds={"seen", *(f"event:{t}" for t in types)})
-    return result
+    return _ingest_staged_batch(tenant, IngestResult(), range(len(staged.rows)), staged, source, defer_seen)
 
 
 def _write_staged(tenant: Tenant, staged: StagedEvents, source: str, seen: SeenBounds) -> tuple[IngestResult, set[str]]:
@@ -352,11 +353,8 @@ def _write_staged(tenant: Tenant, staged: StagedEvents, source: str, seen: SeenB
             for cid, low, high, *rest in cursor.fetchall():
                 if cid is None:  # the summary row (first in practice; not relied on)
                     summary = (cid, low, high, *rest)
-                elif cid in seen:
-                    known_low, known_high = seen[cid]
-                    seen[cid] = (min(low, known_low), max(high, known_high))
                 else:
-                    seen[cid] = (low, high)
+                    merge_bounds(seen, cid, low, high)
             result.accepted += summary[3]
             result.customer_ids.update(summary[4] or ())
             types.update(summary[5] or ())
